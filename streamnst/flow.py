@@ -1,0 +1,108 @@
+"""Optical flow, warping and occlusion masks: the one implementation every tool shares.
+
+Conventions (used everywhere in streamnst):
+- a flow field is HxWx2 float32 (numpy) or Nx2xHxW (torch), (dx, dy) in pixels;
+- `flow_ab` maps frame A to frame B: pixel p of A is seen at p + flow_ab(p) in B;
+- `warp(B, flow_ab)` resamples B onto A's pixel grid: out(p) = B(p + flow_ab(p)).
+  So to bring the previous output into the current frame, warp it with the flow
+  from the current frame to the previous one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .frame import check_image
+
+
+def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                            torch.arange(w, device=device, dtype=dtype), indexing="ij")
+    return torch.stack([xs, ys], dim=0).unsqueeze(0)  # 1x2xHxW
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """Backward-warp NxCxHxW `image` by Nx2xHxW `flow`: out(p) = image(p + flow(p))."""
+    n, _, h, w = image.shape
+    pos = _base_grid(h, w, flow.device, flow.dtype) + flow
+    # normalise to [-1, 1] with align_corners=True: pixel centres at the ends
+    gx = pos[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
+    gy = pos[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1).to(image.dtype)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode,
+                         align_corners=True)
+
+
+def inside_mask(flow: torch.Tensor) -> torch.Tensor:
+    """Nx1xHxW: 1 where p + flow(p) lands inside the image (a pixel that can be warped)."""
+    _, _, h, w = flow.shape
+    pos = _base_grid(h, w, flow.device, flow.dtype) + flow
+    ok = (pos[:, 0] >= 0) & (pos[:, 0] <= w - 1) & (pos[:, 1] >= 0) & (pos[:, 1] <= h - 1)
+    return ok.unsqueeze(1).to(flow.dtype)
+
+
+def consistency_mask(flow_ab: torch.Tensor, flow_ba: torch.Tensor,
+                     motion_boundaries: bool = True) -> torch.Tensor:
+    """Nx1xHxW: 1 where A's pixel is reliably matched in B, 0 where occluded.
+
+    Forward-backward check (Sundaram et al. 2010, as used by Ruder et al. and
+    Lai et al.): following flow_ab then flow_ba must return near the start.
+    Motion boundaries (large flow gradients) are excluded too when asked.
+    """
+    back = warp(flow_ba, flow_ab)
+    diff = (flow_ab + back).pow(2).sum(1, keepdim=True)
+    mag = flow_ab.pow(2).sum(1, keepdim=True) + back.pow(2).sum(1, keepdim=True)
+    ok = diff <= 0.01 * mag + 0.5
+    if motion_boundaries:
+        gx = F.pad(flow_ab[..., :, 1:] - flow_ab[..., :, :-1], (0, 1, 0, 0))
+        gy = F.pad(flow_ab[..., 1:, :] - flow_ab[..., :-1, :], (0, 0, 0, 1))
+        grad = gx.pow(2).sum(1, keepdim=True) + gy.pow(2).sum(1, keepdim=True)
+        ok &= grad <= 0.01 * flow_ab.pow(2).sum(1, keepdim=True) + 0.002
+    return (ok & (inside_mask(flow_ab) > 0)).to(flow_ab.dtype)
+
+
+def flow_to_tensor(flow: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """HxWx2 numpy -> 1x2xHxW float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)).permute(2, 0, 1)[None].to(
+        device)
+
+
+class FlowEstimator:
+    """Dense optical flow between RGB uint8 frames with OpenCV's DIS, at reduced size.
+
+    `max_side` bounds the longer side the flow is computed at (cheaper, smoother);
+    the result is resized and rescaled to the input size.
+    """
+
+    PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+    def __init__(self, max_side: int | None = 320, preset: str = "medium") -> None:
+        if preset not in self.PRESETS:
+            raise ValueError(f"preset must be one of {sorted(self.PRESETS)}")
+        self.max_side = max_side
+        self._dis = cv2.DISOpticalFlow_create(self.PRESETS[preset])
+
+    def _gray(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        gray = cv2.cvtColor(check_image(image), cv2.COLOR_RGB2GRAY)
+        if (gray.shape[1], gray.shape[0]) != size:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        return gray
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow from frame `a` to frame `b` (see module conventions), HxWx2 float32."""
+        h, w = a.shape[:2]
+        if b.shape[:2] != (h, w):
+            raise ValueError(f"frames differ in size: {a.shape[:2]} vs {b.shape[:2]}")
+        s = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
+        size = (max(8, round(w * s)), max(8, round(h * s)))
+        flow = self._dis.calc(self._gray(a, size), self._gray(b, size), None)
+        if size != (w, h):
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow[..., 0] *= w / size[0]
+            flow[..., 1] *= h / size[1]
+        return flow.astype(np.float32, copy=False)

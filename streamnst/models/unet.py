@@ -1,0 +1,113 @@
+"""Our style network: a slim U-Net that is fast on CPUs and steady on video.
+
+Three stride-2 downsampling convs, residual 3x3 convs at 1/8 resolution, three
+upsampling stages (nearest upsample then conv, which avoids checkerboard
+artefacts) that take skip connections from the encoder, and a sigmoid output in
+[0, 1]. Inputs must be multiples of `STRIDE`; `streamnst.models.padding` pads.
+
+Convs at 1/4 and 1/8 resolution reflect-pad: zero padding there lets the wide
+receptive field learn where the frame border is, which shows as bands along the
+edges. The costly full- and half-resolution convs zero-pad inside a reflected
+margin that is cropped away.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+NORMS = ("batch", "none", "instance")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> norm -> ReLU (the norm folds away at inference when it is batch norm)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, norm: str = "batch",
+                 act: bool = True, pad: str = "zeros") -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, padding_mode=pad)
+        self.norm = _norm(norm, cout)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+    def fuse(self) -> None:
+        """Fold an eval-mode batch norm into the conv (no cost at inference)."""
+        if isinstance(self.norm, nn.BatchNorm2d):
+            self.conv = fuse_conv_bn_eval(self.conv, self.norm)
+            self.norm = nn.Identity()
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, norm: str) -> None:
+        super().__init__()
+        self.a = ConvBlock(channels, channels, norm=norm, pad="reflect")
+        self.b = ConvBlock(channels, channels, norm=norm, act=False, pad="reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(self.a(x))
+
+
+class UNet(nn.Module):
+    """Noise-stabilised U-Net style network (see module docstring).
+
+    width: channels at 1/2 resolution; 1/4 and 1/8 use 2x and 4x that.
+    res_convs: number of 3x3 convs at 1/8 resolution (pairs form residual blocks).
+    """
+
+    STRIDE = 8
+    MARGIN = 8  # reflect-padded border the network may spoil, cropped afterwards
+
+    def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch") -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if res_convs < 2 or res_convs % 2:
+            raise ValueError(f"res_convs must be an even number >= 2, got {res_convs}")
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.config = {"width": width, "res_convs": res_convs, "norm": norm}
+        self.down1 = ConvBlock(3, c1, stride=2, norm=norm)
+        self.down2 = ConvBlock(c1, c2, stride=2, norm=norm)
+        self.down3 = ConvBlock(c2, c3, stride=2, norm=norm, pad="reflect")
+        self.res = nn.Sequential(*[ResidualBlock(c3, norm) for _ in range(res_convs // 2)])
+        self.up1 = ConvBlock(c3 + c2, c2, norm=norm, pad="reflect")
+        self.up2 = ConvBlock(c2 + c1, c1, norm=norm)
+        self.up3 = ConvBlock(c1 + 3, c1, norm="none")
+        self.out = nn.Conv2d(c1, 3, 3, padding=1)
+
+    @staticmethod
+    def _up(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return torch.cat([x, skip], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: Nx3xHxW in [0, 1], H and W multiples of 8. Returns the same shape in [0, 1]."""
+        e1 = self.down1(x)
+        e2 = self.down2(e1)
+        y = self.res(self.down3(e2))
+        y = self.up1(self._up(y, e2))
+        y = self.up2(self._up(y, e1))
+        y = self.up3(self._up(y, x))
+        return torch.sigmoid(self.out(y))
+
+    def fuse(self) -> UNet:
+        """Fold batch norms into convs in place (call in eval mode, for inference only)."""
+        if self.training:
+            raise RuntimeError("fuse() changes the network: call it on an eval-mode copy")
+        for module in self.modules():
+            if isinstance(module, ConvBlock):
+                module.fuse()
+        return self

@@ -1,0 +1,116 @@
+"""The one class every tool uses to turn RGB uint8 frames into stylised ones.
+
+It is the only place where frames become tensors and back (the frame contract).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoints import StyleCheckpoint, load_style
+from .devices import autocast, parse_dtype, pick_device
+from .errors import InputError
+from .frame import Frame, check_image
+from .models import UNet, run_padded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StylizerSettings:
+    """What the model depends on; changing any of these rebuilds the network."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    channels_last: str = "auto"  # auto | on | off
+    scale: float = 1.0  # stylise at this fraction of the input size, resize back
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.scale <= 1.0:
+            raise InputError(f"scale must be between 0.1 and 1.0, got {self.scale}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise InputError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
+
+
+def image_to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> 1x3xHxW float32 in [0, 1] on `device`."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """1x3xHxW (any float dtype, [0, 1]) -> HxWx3 uint8 RGB, rounded."""
+    t = t[0].float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return t.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+class Stylizer:
+    """Stylise frames with one style network on the best available device."""
+
+    def __init__(self, style: str | os.PathLike | StyleCheckpoint,
+                 settings: StylizerSettings | None = None) -> None:
+        self.settings = settings or StylizerSettings()
+        self.checkpoint = style if isinstance(style, StyleCheckpoint) else load_style(style)
+        s = self.settings
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        self.device = pick_device(s.device)
+        self.dtype = parse_dtype(s.dtype, self.device)
+        model = copy.deepcopy(self.checkpoint.model).eval()
+        if hasattr(model, "fuse"):
+            model.fuse()
+        # channels_last speeds U-Nets 1.5-2x on CPU but slows reflection-padded nets
+        want_cl = {"on": True, "off": False}.get(s.channels_last, isinstance(model, UNet))
+        self.channels_last = want_cl
+        self.memory_format = torch.channels_last if want_cl else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        log.info("stylizer: style=%s arch=%s device=%s dtype=%s channels_last=%s scale=%s",
+                 self.name, self.checkpoint.arch, self.device, self.dtype_name, want_cl, s.scale)
+
+    @property
+    def name(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def dtype_name(self) -> str:
+        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+
+    def describe(self) -> dict:
+        return {"style": self.name, "arch": self.checkpoint.arch, "device": str(self.device),
+                "dtype": self.dtype_name, "channels_last": self.channels_last,
+                "scale": self.settings.scale}
+
+    @torch.inference_mode()
+    def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Nx3xHxW float in [0, 1] on self.device -> same shape, float32."""
+        h, w = x.shape[-2:]
+        scale = self.settings.scale
+        if scale < 1.0:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = x.contiguous(memory_format=self.memory_format)
+        with autocast(self.device, self.dtype):
+            y = run_padded(self.model, x)
+        y = y.float()
+        if scale < 1.0:
+            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+        return y
+
+    def stylize(self, image: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size."""
+        check_image(image)
+        with torch.inference_mode():
+            return tensor_to_image(self.stylize_tensor(image_to_tensor(image, self.device)))
+
+    def stylize_frame(self, frame: Frame) -> Frame:
+        return frame.with_image(self.stylize(frame.image))

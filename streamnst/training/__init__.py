@@ -1,0 +1,1 @@
+"""Training our style networks: data, losses and the resumable trainer."""

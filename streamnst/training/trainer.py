@@ -1,0 +1,347 @@
+"""The resumable, noise- and motion-stabilised style trainer.
+
+Every random choice (crops, flips, noise, synthetic flow) comes from one seeded
+torch.Generator whose state is saved with the weights and optimizer, so `resume`
+continues a run exactly. State is written with write-then-rename: a kill at any
+moment leaves the previous good state in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..atomic import atomic_path
+from ..checkpoints import read_checkpoint_file, save_style
+from ..devices import autocast, parse_dtype, pick_device
+from ..errors import CheckpointError, InputError
+from ..imageio import contact_sheet, read_image, resize_max_side, write_image
+from ..models import UNet, run_padded
+from ..vgg import VGGFeatures, load_vgg
+from .data import CropSampler, list_images, to_numpy_rgb
+from .losses import (
+    content_loss,
+    gram,
+    motion_loss,
+    motion_views,
+    sparse_noise,
+    stability_loss,
+    style_loss,
+    tv_loss,
+)
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = "streamnst-train-state"
+# settings that must not change when a run is resumed
+_FIXED_ON_RESUME = ("width", "res_convs", "norm", "size", "batch", "style_size", "seed",
+                    "content_layer", "style_layers")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    style_image: str
+    data: str
+    out: str
+    run_dir: str = ""
+    name: str = ""
+    steps: int = 4000
+    size: int = 192
+    batch: int = 4
+    style_size: int = 256
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 4.0
+    tv_weight: float = 0.0
+    noise_weight: float = 1.0
+    noise_fraction: float = 0.05
+    noise_amount: float = 30 / 255
+    motion_weight: float = 1.0
+    motion_shift: float = 8.0
+    content_layer: str = "relu2_2"
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    style_layer_weights: tuple[float, ...] = (0.25, 1.0, 1.0, 1.0)
+    width: int = 16
+    res_convs: int = 10
+    norm: str = "batch"
+    clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 200
+    num_samples: int = 3
+    device: str = "auto"
+    dtype: str = "auto"
+    vgg: str | None = None
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "size", "batch", "style_size", "checkpoint_every", "width")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.size % UNet.STRIDE:
+            raise InputError(f"--size must be a multiple of {UNet.STRIDE}, got {self.size}")
+        if len(self.style_layer_weights) != len(self.style_layers):
+            raise InputError("give one style layer weight per style layer")
+        for name in ("lr", "content_weight", "style_weight", "tv_weight", "noise_weight",
+                     "motion_weight", "noise_fraction", "noise_amount", "motion_shift", "clip"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')} must be >= 0")
+
+    @property
+    def run_path(self) -> Path:
+        out = Path(self.out)
+        return Path(self.run_dir) if self.run_dir else out.parent / f"{out.stem}.run"
+
+    @property
+    def style_name(self) -> str:
+        return self.name or Path(self.style_image).stem
+
+    def replace(self, **changes) -> TrainConfig:
+        data = asdict(self)
+        data.update(changes)
+        return TrainConfig(**data)
+
+
+def _config_from_dict(data: dict) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    kept = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return TrainConfig(**kept)
+
+
+@dataclass
+class StepStats:
+    step: int
+    losses: dict[str, float]
+    images_per_s: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    step: int
+    interrupted: bool
+    checkpoint: Path
+    samples: list[Path] = field(default_factory=list)
+
+
+def _pick_samples(files: list[Path], count: int) -> list[Path]:
+    """A deterministic, spread-out choice of held-out photos for the sample grid."""
+    if count <= 0 or len(files) <= count:
+        return []
+    step = len(files) / count
+    return [files[int(i * step + step / 2)] for i in range(count)]
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, vgg: VGGFeatures | None = None) -> None:
+        self.config = config
+        self.device = pick_device(config.device)
+        self.dtype = parse_dtype(config.dtype, self.device)
+        if self.dtype == torch.float16:
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        files = list_images(config.data)
+        self.sample_files = _pick_samples(files, config.num_samples)
+        train_files = [f for f in files if f not in set(self.sample_files)]
+        self.sampler = CropSampler(train_files, config.size)
+        style = read_image(config.style_image)
+        self.style_rgb = resize_max_side(style, config.style_size)
+        layers = tuple(dict.fromkeys((config.content_layer, *config.style_layers)))
+        self.vgg = (vgg or load_vgg(config.vgg, layers)).to(self.device)
+        self.channels_last = self.device.type == "cpu"
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.memory_format = fmt
+        self.vgg = self.vgg.to(memory_format=fmt)
+        self.net = UNet(config.width, config.res_convs, config.norm).to(self.device,
+                                                                         memory_format=fmt)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.dtype == torch.float16)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.style_grams = self._style_grams()
+        self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
+                                      strict=True))
+
+    # ----- state ---------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.config.run_path / "state.pth"
+
+    def save_state(self) -> None:
+        state = {"format": STATE_FORMAT, "version": 1, "config": asdict(self.config),
+                 "step": self.step, "model": self.net.state_dict(),
+                 "optimizer": self.opt.state_dict(), "generator": self.gen.get_state()}
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_state(self) -> None:
+        """Continue from the run directory's state; settings that shape the run must match."""
+        path = self.state_path
+        if not path.exists():
+            raise CheckpointError(f"{path}: no training state to resume; run without --resume")
+        state = read_checkpoint_file(path)
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CheckpointError(f"{path}: not a streamnst training state")
+        saved = state["config"]
+        for key in _FIXED_ON_RESUME:
+            mine = getattr(self.config, key)
+            theirs = saved.get(key)
+            if isinstance(theirs, list):
+                theirs = tuple(theirs)
+            if mine != theirs:
+                raise CheckpointError(f"{path}: was trained with {key}={theirs!r}, not {mine!r}; "
+                                      "use the same setting or a new --run-dir")
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        self.step = int(state["step"])
+
+    # ----- losses --------------------------------------------------------------------
+    @torch.no_grad()
+    def _style_grams(self) -> dict[str, torch.Tensor]:
+        s = torch.from_numpy(self.style_rgb).permute(2, 0, 1)[None].float().div(255)
+        s = s.to(self.device, memory_format=self.memory_format)
+        feats = self.vgg(s)
+        return {name: gram(feats[name]) for name in self.config.style_layers}
+
+    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every loss term for a batch of content crops x (Nx3xSxS in [0,1])."""
+        c = self.config
+        n = x.shape[0]
+        views = [x]
+        if c.noise_weight > 0:
+            views.append(sparse_noise(x, c.noise_fraction, c.noise_amount, self.gen))
+        if c.motion_weight > 0:
+            flow, moved, mask = motion_views(x, c.motion_shift, 0.01, self.gen)
+            views.append(moved)
+        inp = torch.cat(views).contiguous(memory_format=self.memory_format)
+        with autocast(self.device, self.dtype):
+            outs = run_padded(self.net, inp).split(n)
+            y = outs[0]
+            fy = self.vgg(y)
+            with torch.no_grad():
+                fx = self.vgg(x.contiguous(memory_format=self.memory_format))
+        terms = {
+            "content": c.content_weight * content_loss(fy[c.content_layer], fx[c.content_layer]),
+            "style": c.style_weight * style_loss(fy, self.style_grams, self.layer_weights),
+            "tv": c.tv_weight * tv_loss(y.float()),
+        }
+        i = 1
+        if c.noise_weight > 0:
+            terms["noise"] = c.noise_weight * stability_loss(y, outs[i])
+            i += 1
+        if c.motion_weight > 0:
+            terms["motion"] = c.motion_weight * motion_loss(y, outs[i], flow, mask)
+        terms["total"] = sum(terms.values())
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        self.net.train()
+        x = self.sampler.batch(self.config.batch, self.gen).to(self.device)
+        terms = self.losses(x)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["total"]).backward()
+        if self.config.clip > 0:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.config.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    # ----- outputs -------------------------------------------------------------------
+    def thumbnail(self) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(resize_max_side(self.style_rgb, 128)))
+
+    def save_checkpoint(self) -> Path:
+        """The style file `stylize` and `live` load, with the settings that made it."""
+        c = self.config
+        style = {"name": c.style_name, "image": Path(c.style_image).name,
+                 "thumbnail": self.thumbnail()}
+        training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
+                    if k not in ("out", "run_dir", "device", "data", "vgg")}
+        training.update(step=self.step, vgg=self.vgg.convention,
+                        data=Path(c.data).name)
+        net = UNet(c.width, c.res_convs, c.norm)
+        net.load_state_dict(self.net.state_dict())
+        return save_style(c.out, net, "unet", style=style, training=training)
+
+    @torch.no_grad()
+    def sample_grid(self) -> Path | None:
+        """PNG: the painting, then each held-out photo beside its stylisation."""
+        if not self.sample_files:
+            return None
+        self.net.eval()
+        row = [self.style_rgb]
+        for path in self.sample_files:
+            img = resize_max_side(read_image(path), 320)
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(self.device)
+            with autocast(self.device, self.dtype):
+                y = run_padded(self.net, x.contiguous(memory_format=self.memory_format))
+            row += [img, to_numpy_rgb(y[0].cpu())]
+        out = self.config.run_path / "samples" / f"step_{self.step:06d}.png"
+        return write_image(out, contact_sheet([row], cell=320))
+
+    def _log_csv(self, stats: StepStats) -> None:
+        path = self.config.run_path / "losses.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.writer(f)
+            keys = ["total", "content", "style", "tv", "noise", "motion"]
+            if new:
+                w.writerow(["step", *keys, "images_per_s"])
+            w.writerow([stats.step, *(f"{stats.losses.get(k, 0.0):.6g}" for k in keys),
+                        f"{stats.images_per_s:.3f}"])
+
+    def _trim_csv(self) -> None:
+        """After a resume, forget rows logged past the restored step."""
+        path = self.config.run_path / "losses.csv"
+        if not path.exists():
+            return
+        rows = list(csv.reader(path.open()))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+    def checkpoint(self) -> list[Path]:
+        self.save_state()
+        paths = [self.save_checkpoint()]
+        grid = self.sample_grid()
+        if grid:
+            paths.append(grid)
+        return paths
+
+    # ----- loop ----------------------------------------------------------------------
+    def run(self, resume: bool = False,
+            on_step: Callable[[StepStats], None] | None = None) -> TrainResult:
+        """Train to config.steps; Ctrl+C saves everything and returns interrupted=True."""
+        self.config.run_path.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_state()
+            self._trim_csv()
+            log.info("resumed %s at step %d", self.state_path, self.step)
+        samples: list[Path] = []
+        try:
+            while self.step < self.config.steps:
+                t0 = time.perf_counter()
+                losses = self.train_step()
+                dt = time.perf_counter() - t0
+                stats = StepStats(self.step, losses, self.config.batch / dt, dt)
+                self._log_csv(stats)
+                if on_step:
+                    on_step(stats)
+                if self.step % self.config.checkpoint_every == 0:
+                    samples += self.checkpoint()[1:]
+        except KeyboardInterrupt:
+            self.checkpoint()
+            return TrainResult(self.step, True, Path(self.config.out), samples)
+        if self.step % self.config.checkpoint_every or not os.path.exists(self.config.out):
+            samples += self.checkpoint()[1:]
+        return TrainResult(self.step, False, Path(self.config.out), samples)

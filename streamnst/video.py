@@ -1,0 +1,183 @@
+"""Video files through PyAV: RGB frames in, H.264 mp4 out with the source's audio kept."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import InputError, OutputError
+from .frame import check_image
+
+log = logging.getLogger(__name__)
+# audio codecs the mp4 muxer takes as they are; others are re-encoded to AAC
+MP4_AUDIO_COPY = {"aac", "mp3", "alac", "opus", "ac3", "eac3"}
+
+
+class VideoReader:
+    """Decode a video file's first video stream as HxWx3 uint8 RGB frames."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: file not found")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise InputError(f"{self.path}: not a readable video ({exc})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"{self.path}: has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(30)
+        self.fps: Fraction = Fraction(rate)
+        self.width = self._stream.codec_context.width
+        self.height = self._stream.codec_context.height
+        self.has_audio = bool(self._container.streams.audio)
+
+    @property
+    def frame_count(self) -> int | None:
+        """The stream's frame count, or an estimate from its duration; None if unknown."""
+        if self._stream.frames:
+            return int(self._stream.frames)
+        if self._container.duration:
+            return max(1, round(self._container.duration / av.time_base * float(self.fps)))
+        return None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            for frame in self._container.decode(self._stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{self.path}: decoding failed ({exc})") from None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoWriter:
+    """Encode RGB frames to an H.264 mp4 at a constant frame rate.
+
+    `audio_from`: a video file whose first audio stream is copied into the output
+    (re-encoded to AAC when mp4 cannot hold its codec), cut at the video's length.
+    Every stream is declared before the first packet is written, as muxers require.
+    Dimensions must be even for yuv420p: odd ones are padded by one edge pixel.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | Fraction, *,
+                 audio_from: str | os.PathLike | None = None, crf: int = 20,
+                 preset: str = "veryfast") -> None:
+        self.path = Path(path)
+        try:
+            self._out = av.open(str(self.path), mode="w", format="mp4")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc})") from None
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self._crf, self._preset = crf, preset
+        self._video = None
+        self.frames = 0
+        self._src = self._a_in = self._a_out = None
+        self._copy = False
+        if audio_from is not None:
+            self._open_audio(Path(audio_from))
+
+    def _open_audio(self, source: Path) -> None:
+        try:
+            self._src = av.open(str(source))
+        except av.error.FFmpegError as exc:
+            log.warning("audio not copied from %s: %s", source, exc)
+            return
+        if not self._src.streams.audio:
+            self._src.close()
+            self._src = None
+            return
+        self._a_in = self._src.streams.audio[0]
+        ctx = self._a_in.codec_context
+        self._copy = ctx.name in MP4_AUDIO_COPY
+        if self._copy:
+            self._a_out = self._out.add_stream_from_template(self._a_in)
+        else:
+            self._a_out = self._out.add_stream("aac", rate=ctx.sample_rate or 48000)
+            # mono stays mono; anything else (even an unnamed layout) becomes stereo
+            self._a_out.layout = "mono" if ctx.channels == 1 else "stereo"
+
+    def _open_video(self, width: int, height: int) -> None:
+        stream = self._out.add_stream("libx264", rate=self.fps)
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(self._crf), "preset": self._preset}
+        self._video = stream
+
+    def write(self, image: np.ndarray) -> None:
+        check_image(image)
+        h, w = image.shape[:2]
+        if self._video is None:
+            self._open_video(w, h)
+        if (w + w % 2, h + h % 2) != (self._video.width, self._video.height):
+            raise OutputError(f"{self.path}: frame size changed from "
+                              f"{self._video.width}x{self._video.height} to {w}x{h}")
+        if w % 2 or h % 2:
+            image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = self.frames
+        frame.time_base = 1 / self.fps
+        for packet in self._video.encode(frame):
+            self._out.mux(packet)
+        self.frames += 1
+
+    def _mux_audio(self) -> None:
+        """Copy (or transcode) the source's audio up to the video's duration."""
+        limit = self.frames / self.fps
+        a_in, a_out = self._a_in, self._a_out
+        if self._copy:
+            for packet in self._src.demux(a_in):
+                if packet.dts is None:
+                    continue
+                if packet.pts is not None and packet.pts * a_in.time_base >= limit:
+                    break
+                packet.stream = a_out
+                self._out.mux(packet)
+            return
+        resampler = av.AudioResampler(format="fltp", layout=a_out.layout,
+                                      rate=a_out.codec_context.sample_rate)
+        done = 0
+        for frame in self._src.decode(a_in):
+            if frame.time is not None and frame.time >= limit:
+                break
+            for piece in resampler.resample(frame):
+                piece.pts = done
+                done += piece.samples
+                for packet in a_out.encode(piece):
+                    self._out.mux(packet)
+        for packet in a_out.encode(None):
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder, add the audio and finish the file (valid for frames so far)."""
+        try:
+            if self._video is not None:
+                for packet in self._video.encode(None):
+                    self._out.mux(packet)
+                if self._src is not None and self.frames:
+                    self._mux_audio()
+        finally:
+            if self._src is not None:
+                self._src.close()
+            self._out.close()
+
+
+def probe_fps(path: str | os.PathLike) -> Fraction:
+    with VideoReader(path) as reader:
+        return reader.fps

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from streamnst.checkpoints import save_style  # noqa: E402
+from streamnst.models import UNet  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Keep tests away from the user's own styles and caches."""
+    home = tmp_path_factory.mktemp("streamnst_home")
+    monkeypatch.setenv("STREAMNST_HOME", str(home))
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_style(tmp_path) -> Path:
+    """A small random U-Net saved as a real style checkpoint."""
+    net = UNet(width=4, res_convs=2).eval()
+    with torch.no_grad():  # move BN stats off their defaults so folding is exercised
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return save_style(tmp_path / "tiny.pth", net, "unet",
+                      style={"name": "tiny", "image": "none.jpg"}, training={"steps": 0})

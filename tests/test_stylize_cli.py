@@ -1,0 +1,156 @@
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from cli_helpers import assert_clean_error, run_cli
+from media import make_video, probe
+
+from streamnst.imageio import read_image
+from streamnst.render import render_file
+
+
+def test_video_keeps_frames_fps_and_audio(tmp_path, tiny_style):
+    src = make_video(tmp_path / "in.mp4", frames=20, width=66, height=50, fps=15)
+    dst = tmp_path / "out.mp4"
+    r = run_cli("stylize", src, dst, "--style", tiny_style)
+    assert r.returncode == 0, r.stderr
+    info = probe(dst)
+    assert info["frames"] == 20
+    assert info["fps"] == 15
+    assert (info["width"], info["height"]) == (66, 50)
+    assert info["video_codec"] == "h264"
+    assert info["audio_codec"] == "aac"
+    assert abs(info["audio_seconds"] - 20 / 15) < 0.1
+    # stylised, not copied: differs from the source frames
+    diff = np.abs(info["images"][5].astype(int) - probe(src)["images"][5].astype(int)).mean()
+    assert diff > 5
+
+
+def test_mkv_with_pcm_audio_is_transcoded(tmp_path, tiny_style):
+    import av
+    src = tmp_path / "in.mkv"
+    c = av.open(str(src), mode="w")
+    v = c.add_stream("libx264", rate=10)
+    v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+    a = c.add_stream("pcm_s16le", rate=44100)
+    a.layout = "mono"
+    for i in range(10):
+        f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 20, np.uint8), format="rgb24")
+        f.pts = i
+        for p in v.encode(f):
+            c.mux(p)
+    for p in v.encode(None):
+        c.mux(p)
+    n = 44100
+    for start in range(0, n, 1024):
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.int16), format="s16",
+                                        layout="mono")
+        af.sample_rate, af.pts = 44100, start
+        for p in a.encode(af):
+            c.mux(p)
+    for p in a.encode(None):
+        c.mux(p)
+    c.close()
+    dst = tmp_path / "out.mp4"
+    r = run_cli("stylize", src, dst, "--style", tiny_style)
+    assert r.returncode == 0, r.stderr
+    info = probe(dst)
+    assert info["frames"] == 10 and info["audio_codec"] == "aac"
+
+
+@pytest.mark.parametrize("kind", ["gray", "alpha", "rgb_webp"])
+def test_images_gray_alpha_webp(tmp_path, tiny_style, kind):
+    if kind == "gray":
+        src = tmp_path / "g.png"
+        cv2.imwrite(str(src), np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1)))
+    elif kind == "alpha":
+        src = tmp_path / "a.png"
+        bgra = np.zeros((30, 40, 4), np.uint8)
+        bgra[..., 2], bgra[..., 3] = 255, 128
+        cv2.imwrite(str(src), bgra)
+        assert read_image(src)[0, 0].tolist() == [255, 127, 127]  # red over white
+    else:
+        src = tmp_path / "c.webp"
+        cv2.imwrite(str(src), np.full((30, 40, 3), 90, np.uint8))
+    dst = tmp_path / "out.jpg"
+    r = run_cli("stylize", src, dst, "--style", tiny_style)
+    assert r.returncode == 0, r.stderr
+    assert read_image(dst).shape == (30, 40, 3)
+
+
+def test_existing_output_is_not_clobbered(tmp_path, tiny_style):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), np.zeros((16, 16, 3), np.uint8))
+    dst = tmp_path / "out.png"
+    dst.write_bytes(b"precious")
+    r = run_cli("stylize", src, dst, "--style", tiny_style)
+    assert_clean_error(r, "exists", "--overwrite")
+    assert dst.read_bytes() == b"precious"
+    r = run_cli("stylize", src, dst, "--style", tiny_style, "--overwrite")
+    assert r.returncode == 0 and read_image(dst).shape == (16, 16, 3)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, tiny_style):
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.zeros((16, 16, 3), np.uint8))
+    assert_clean_error(run_cli("stylize", tmp_path / "none.mp4", tmp_path / "o.mp4",
+                               "--style", tiny_style), "file not found")
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video at all")
+    assert_clean_error(run_cli("stylize", fake, tmp_path / "o.mp4", "--style", tiny_style),
+                       "not a readable video")
+    assert not (tmp_path / "o.mp4").exists()
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.mp4", "--style", tiny_style),
+                       "image output")
+    assert_clean_error(run_cli("stylize", fake, tmp_path / "o.avi", "--style", tiny_style),
+                       ".mp4")
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", "no_such_style"),
+                       "unknown style 'no_such_style'")
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(tiny_style.read_bytes()[:100])
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", broken),
+                       "broken.pth", "truncated")
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", tiny_style,
+                               "--scale", "3"), "scale")
+    assert list(tmp_path.glob("o.*")) == []
+
+
+def test_error_mid_video_leaves_no_file(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=10)
+    dst = tmp_path / "out.mp4"
+    seen = []
+
+    def failing(image):
+        seen.append(1)
+        if len(seen) == 4:
+            raise RuntimeError("model exploded")
+        return image
+
+    with pytest.raises(RuntimeError):
+        render_file(src, dst, failing)
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_ctrl_c_mid_video_leaves_a_playable_file(tmp_path, tiny_style):
+    src = make_video(tmp_path / "in.mp4", frames=900, width=320, height=240, fps=30)
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "stylize", str(src), str(dst),
+                             "--style", str(tiny_style), "--dtype", "fp32"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # printed once the model is loaded, just before rendering
+    assert "style tiny" in first, first
+    time.sleep(1.5)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    info = probe(dst)  # decodes every frame: a broken file raises here
+    assert 0 < info["frames"] < 900
+    assert info["audio_codec"] == "aac"
+    assert abs(info["audio_seconds"] - info["frames"] / 30) < 0.2

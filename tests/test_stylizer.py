@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from streamnst.errors import DeviceError, InputError
+from streamnst.frame import Frame
+from streamnst.stylizer import Stylizer, StylizerSettings, image_to_tensor, tensor_to_image
+
+
+def test_tensor_round_trip_is_exact():
+    img = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    assert np.array_equal(tensor_to_image(image_to_tensor(img, torch.device("cpu"))), img)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (31, 17, 3), (48, 64, 3), (75, 101, 3)])
+def test_any_frame_size(tiny_style, shape):
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32"))
+    img = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    out = s.stylize(img)
+    assert out.shape == shape and out.dtype == np.uint8
+
+
+def test_fused_fp32_matches_the_checkpoint_network(tiny_style):
+    from streamnst.checkpoints import load_style
+    from streamnst.models import run_padded
+
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32", channels_last="on"))
+    img = np.random.default_rng(2).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    ref = run_padded(load_style(tiny_style).model, image_to_tensor(img, torch.device("cpu")))
+    assert np.abs(s.stylize(img).astype(int) - tensor_to_image(ref).astype(int)).max() <= 1
+
+
+def test_bf16_is_close_to_fp32(tiny_style):
+    img = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    a = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32")).stylize(img)
+    b = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="bf16")).stylize(img)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
+
+
+def test_internal_scale_returns_full_size(tiny_style):
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu", scale=0.5))
+    out = s.stylize(np.zeros((60, 80, 3), np.uint8))
+    assert out.shape == (60, 80, 3)
+
+
+def test_frame_keeps_index_and_timestamp(tiny_style):
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu"))
+    f = Frame(np.zeros((16, 16, 3), np.uint8), index=5, timestamp=12.5)
+    g = s.stylize_frame(f)
+    assert (g.index, g.timestamp) == (5, 12.5) and g.image.shape == (16, 16, 3)
+
+
+def test_bad_frames_and_settings(tiny_style):
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu"))
+    with pytest.raises(InputError, match="HxWx3 uint8"):
+        s.stylize(np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="HxWx3 uint8"):
+        s.stylize(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(InputError, match="scale"):
+        StylizerSettings(scale=0)
+    with pytest.raises(DeviceError, match="fp16 is for GPUs"):
+        Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp16"))
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA"):
+            Stylizer(tiny_style, StylizerSettings(device="cuda"))
