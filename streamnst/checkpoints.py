@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,8 @@ def read_checkpoint_file(path: Path) -> object:
                 "re-save it as a plain state dict"
             ) from None
         raise CheckpointError(f"{path}: not a torch checkpoint (unreadable pickle data)") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError,
+            struct.error) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({msg})") from None
 

@@ -140,6 +140,93 @@ def fetch_vgg(out):
     console.print(f"VGG16 weights written to {path}")
 
 
+def _train_options(f):
+    """One flag per TrainConfig field, defaults taken from TrainConfig itself."""
+    from dataclasses import MISSING, fields
+
+    from .training.trainer import TrainConfig
+
+    skip = {"style_image", "data", "out", "style_layers", "style_layer_weights", "vgg",
+            "device", "dtype", "run_dir", "name"}
+    for fld in reversed(fields(TrainConfig)):
+        if fld.name in skip or fld.default is MISSING:
+            continue
+        flag = "--" + fld.name.replace("_", "-")
+        f = click.option(flag, type=type(fld.default), default=fld.default,
+                         show_default=True)(f)
+    return f
+
+
+@cli.command()
+@click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of training photos (searched recursively).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Style checkpoint to write (rewritten at every checkpoint).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Training state, losses.csv and sample grids (default: OUT's stem + .run).")
+@click.option("--name", default="", help="Style name (default: the image's file name).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly.")
+@click.option("--style-layers", default="relu1_2,relu2_2,relu3_3,relu4_3", show_default=True)
+@click.option("--style-layer-weights", default="0.25,1,1,1", show_default=True)
+@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="VGG16 weights file (default: torch hub cache, then 'fetch-vgg' cache).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@_train_options
+def train(style_image, data, out, run_dir, name, resume, style_layers, style_layer_weights,
+          vgg, device, dtype, **settings):
+    """Train a style network on a painting: noise- and motion-stabilised, resumable.
+
+    Example: streamnst train styles/hokusai_great_wave_c1831.jpg --data photos/ --out wave.pth
+    """
+    from .errors import InputError
+    from .training.trainer import TrainConfig, Trainer
+
+    try:
+        weights = tuple(float(w) for w in style_layer_weights.split(","))
+    except ValueError:
+        raise InputError("--style-layer-weights must be comma-separated numbers") from None
+    config = TrainConfig(style_image=str(style_image), data=str(data), out=str(out),
+                         run_dir=str(run_dir or ""), name=name,
+                         style_layers=tuple(style_layers.split(",")),
+                         style_layer_weights=weights, vgg=str(vgg) if vgg else None,
+                         device=device, dtype=dtype, **settings)
+    if Path(out).exists() and not resume and not (config.run_path / "state.pth").exists():
+        console.print(f"note: {out} exists and will be replaced by this run's checkpoints")
+    if resume and not (config.run_path / "state.pth").exists():
+        raise InputError(f"{config.run_path}: no training state to resume; run without --resume")
+    if not resume and (config.run_path / "state.pth").exists():
+        raise InputError(f"{config.run_path} holds an earlier run; pass --resume to continue "
+                         "it or choose another --run-dir")
+    with console.status("loading photos and the loss network"):
+        trainer = Trainer(config)
+    _run_training(trainer, resume)
+
+
+def _run_training(trainer, resume: bool) -> None:
+    config = trainer.config
+    with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("train", total=config.steps, completed=0, info="")
+
+        def on_step(stats):
+            parts = " ".join(f"{k}={v:.3f}" for k, v in stats.losses.items() if v)
+            progress.update(task, completed=stats.step,
+                            info=f"{parts} {stats.images_per_s:.1f} img/s")
+
+        result = trainer.run(resume=resume, on_step=on_step)
+    grid = result.samples[-1] if result.samples else None
+    if result.interrupted:
+        console.print(f"[yellow]interrupted[/] at step {result.step}: state saved in "
+                      f"{config.run_path}; add --resume to continue")
+        sys.exit(130)
+    console.print(f"wrote {result.checkpoint} after {result.step} steps"
+                  + (f"; samples: {grid}" if grid else ""))
+
+
 def main() -> None:
     """Entry point: any streamnst error becomes one clear line and exit status 2."""
     try:

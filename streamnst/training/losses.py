@@ -60,6 +60,7 @@ def smooth_random_flow(n: int, h: int, w: int, max_shift: float, gen: torch.Gene
     """Nx2xHxW smooth synthetic flow: a random global shift plus a coarse random field."""
     coarse = (torch.rand(n, 2, grid, grid, generator=gen) * 2 - 1) * max_shift * 0.5
     field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    field = field.clamp(-max_shift * 0.5, max_shift * 0.5)  # bicubic overshoots
     shift = (torch.rand(n, 2, 1, 1, generator=gen) * 2 - 1) * max_shift * 0.5
     return field + shift
 

@@ -1,0 +1,208 @@
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from cli_helpers import assert_clean_error, run_cli
+from torchvision.models import vgg16
+
+from streamnst.checkpoints import load_style, read_checkpoint_file
+from streamnst.training.losses import motion_views, smooth_random_flow
+from streamnst.training.trainer import TrainConfig, Trainer
+from streamnst.vgg import VGGFeatures
+
+LAYERS = ("relu1_2", "relu2_2")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    d = tmp_path / "photos" / "nested"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (48, 56, 3), dtype=np.uint8), (5, 5), 0)
+        cv2.imwrite(str(d / f"p{i}.png"), img)
+    style = tmp_path / "style.png"
+    yy, xx = np.mgrid[0:40, 0:40]
+    stripes = ((np.sin(xx / 2.0) > 0) * 255).astype(np.uint8)
+    cv2.imwrite(str(style), np.dstack([stripes, 255 - stripes, np.full_like(stripes, 60)]))
+    return tmp_path
+
+
+@pytest.fixture
+def random_vgg_file(tmp_path):
+    torch.manual_seed(1)
+    feats = vgg16(weights=None).features[:9]
+    path = tmp_path / "vgg_random.pth"
+    torch.save({f"features.{k}": v for k, v in feats.state_dict().items()}, path)
+    return path
+
+
+def _config(root, **kw) -> TrainConfig:
+    base = dict(style_image=str(root / "style.png"), data=str(root / "photos"),
+                out=str(root / "out" / "s.pth"), size=32, batch=2, style_size=40, width=4,
+                res_convs=2, steps=6, checkpoint_every=3, num_samples=2, device="cpu",
+                dtype="fp32", content_layer="relu2_2", style_layers=LAYERS,
+                style_layer_weights=(1.0, 1.0), lr=5e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _vgg() -> VGGFeatures:
+    torch.manual_seed(1)
+    return VGGFeatures(vgg16(weights=None).features.state_dict(), "torchvision", LAYERS)
+
+
+def test_loss_decreases(photos):
+    t = Trainer(_config(photos, steps=40, noise_weight=0, motion_weight=0), vgg=_vgg())
+    fixed = t.sampler.batch(4, torch.Generator().manual_seed(9))
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(t.losses(fixed)["total"])
+
+    before = loss()
+    for _ in range(40):
+        t.train_step()
+    assert loss() < 0.95 * before
+
+
+def test_checkpoint_loads_and_has_training_metadata(photos):
+    cfg = _config(photos, steps=3)
+    result = Trainer(cfg, vgg=_vgg()).run()
+    ckpt = load_style(result.checkpoint)
+    assert ckpt.arch == "unet" and ckpt.arch_args["width"] == 4
+    assert ckpt.training["step"] == 3 and ckpt.training["noise_weight"] == cfg.noise_weight
+    assert ckpt.style["thumbnail"].dtype == torch.uint8
+    assert result.samples and result.samples[0].suffix == ".png"
+    assert (cfg.run_path / "losses.csv").read_text().count("\n") == 4
+
+
+def test_resume_reproduces_an_uninterrupted_run(photos):
+    straight = Trainer(_config(photos, run_dir=str(photos / "a")), vgg=_vgg())
+    straight.run()
+    half = Trainer(_config(photos, run_dir=str(photos / "b"), steps=3), vgg=_vgg())
+    half.run()
+    resumed = Trainer(_config(photos, run_dir=str(photos / "b")), vgg=_vgg())
+    resumed.run(resume=True)
+    assert resumed.step == 6
+    for k, v in straight.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k]), k
+    rows = (photos / "b" / "losses.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_resume_refuses_changed_architecture(photos):
+    Trainer(_config(photos, steps=3), vgg=_vgg()).run()
+    from streamnst.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="width=4"):
+        Trainer(_config(photos, width=8), vgg=_vgg()).run(resume=True)
+
+
+def _grads(trainer: Trainer, seed: int = 5) -> torch.Tensor:
+    trainer.gen.manual_seed(seed)
+    torch.manual_seed(seed)
+    x = torch.rand(2, 3, 32, 32)
+    trainer.net.zero_grad()
+    trainer.losses(x)["total"].backward()
+    return torch.cat([p.grad.flatten() for p in trainer.net.parameters()])
+
+
+@pytest.mark.parametrize("term", ["noise_weight", "motion_weight"])
+def test_stabilisation_terms_change_the_gradients(photos, term):
+    off = dict(noise_weight=0.0, motion_weight=0.0)
+    on = dict(off, **{term: 5.0})
+    # the same random draws for both: only the added term differs
+    a = Trainer(_config(photos, **off), vgg=_vgg())
+    b = Trainer(_config(photos, **on), vgg=_vgg())
+    b.net.load_state_dict(a.net.state_dict())
+    a.net.eval(), b.net.eval()  # batch-norm statistics would differ with the extra views
+    b.net.train(False)
+    a.gen.manual_seed(5)
+    b.gen.manual_seed(5)
+    x = torch.rand(2, 3, 32, 32)
+    terms = b.losses(x)
+    name = term.split("_")[0]
+    assert terms[name] > 0
+    ga = torch.autograd.grad(a.losses(x)["total"], list(a.net.parameters()))
+    gb = torch.autograd.grad(terms["total"], list(b.net.parameters()))
+    diff = sum((u - v).abs().sum() for u, v in zip(ga, gb, strict=True))
+    assert diff > 1e-6
+
+
+def test_synthetic_flow_is_smooth_and_bounded():
+    gen = torch.Generator().manual_seed(0)
+    flow = smooth_random_flow(3, 64, 64, max_shift=8.0, gen=gen)
+    assert flow.abs().max() <= 8.0 + 1e-4
+    assert (flow[..., 1:, :] - flow[..., :-1, :]).abs().max() < 1.0
+    x = torch.rand(2, 3, 32, 32)
+    flow, moved, mask = motion_views(x, 6.0, 0.0, torch.Generator().manual_seed(1))
+    assert moved.shape == x.shape and 0.3 < mask.mean() <= 1.0
+
+
+def _train_cmd(photos, vgg_file, *extra):
+    return [sys.executable, "-m", "streamnst", "train", str(photos / "style.png"),
+            "--data", str(photos / "photos"), "--out", str(photos / "cli.pth"),
+            "--vgg", str(vgg_file), "--size", "32", "--batch", "2", "--width", "4",
+            "--res-convs", "2", "--style-size", "40", "--device", "cpu", "--dtype", "fp32",
+            "--style-layers", "relu1_2,relu2_2", "--style-layer-weights", "1,1", *extra]
+
+
+def test_cli_ctrl_c_saves_and_resume_finishes(photos, random_vgg_file):
+    cmd = _train_cmd(photos, random_vgg_file, "--steps", "100000", "--checkpoint-every", "1000")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    csv_path = photos / "cli.run" / "losses.csv"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (csv_path.exists() and
+                                          csv_path.read_text().count("\n") > 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    state = read_checkpoint_file(photos / "cli.run" / "state.pth")
+    assert state["step"] >= 3
+    assert load_style(photos / "cli.pth").training["step"] == state["step"]
+    r = run_cli(*_train_cmd(photos, random_vgg_file, "--steps", str(state["step"] + 2),
+                            "--resume")[3:])
+    assert r.returncode == 0, r.stderr
+    assert load_style(photos / "cli.pth").training["step"] == state["step"] + 2
+
+
+def test_state_survives_kill_9(photos, random_vgg_file):
+    """A kill at any moment leaves a loadable state (write, then rename)."""
+    cmd = _train_cmd(photos, random_vgg_file, "--steps", "100000", "--checkpoint-every", "1",
+                     "--num-samples", "0")
+    for delay in (2.0, 2.7):
+        proc = subprocess.Popen(cmd + (["--resume"] if delay > 2.0 else []),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        state_path = photos / "cli.run" / "state.pth"
+        deadline = time.time() + 90
+        while time.time() < deadline and not state_path.exists():
+            time.sleep(0.05)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        state = read_checkpoint_file(state_path)
+        assert state["format"] == "streamnst-train-state" and state["step"] >= 1
+        load_style(photos / "cli.pth")
+        assert not [p for p in (photos / "cli.run").iterdir() if ".partial" in p.name]
+
+
+def test_cli_errors(photos, random_vgg_file, tmp_path):
+    r = run_cli("train", photos / "style.png", "--data", tmp_path / "none", "--out",
+                tmp_path / "x.pth", "--vgg", random_vgg_file)
+    assert_clean_error(r, "training data folder not found")
+    r = run_cli("train", photos / "nope.png", "--data", photos / "photos", "--out",
+                tmp_path / "x.pth", "--vgg", random_vgg_file)
+    assert_clean_error(r, "nope.png", "file not found")
+    r = run_cli("train", photos / "style.png", "--data", photos / "photos", "--out",
+                tmp_path / "x.pth", "--size", "30", "--vgg", random_vgg_file)
+    assert_clean_error(r, "multiple of 8")
+    r = run_cli("train", photos / "style.png", "--data", photos / "photos", "--out",
+                tmp_path / "x.pth", "--resume", "--vgg", random_vgg_file)
+    assert_clean_error(r, "no training state to resume")
