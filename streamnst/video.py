@@ -17,6 +17,7 @@ from .frame import check_image
 log = logging.getLogger(__name__)
 # audio codecs the mp4 muxer takes as they are; others are re-encoded to AAC
 MP4_AUDIO_COPY = {"aac", "mp3", "alac", "opus", "ac3", "eac3"}
+VFR_CLOCK = 1000  # ticks per second for timestamped (live) recordings
 
 
 class VideoReader:
@@ -78,16 +79,19 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, *,
                  audio_from: str | os.PathLike | None = None, crf: int = 20,
-                 preset: str = "veryfast") -> None:
+                 preset: str = "veryfast", vfr: bool = False) -> None:
         self.path = Path(path)
         try:
             self._out = av.open(str(self.path), mode="w", format="mp4")
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"{self.path}: cannot write ({exc})") from None
         self.fps = Fraction(fps).limit_denominator(1001)
+        self.vfr = vfr
         self._crf, self._preset = crf, preset
         self._video = None
         self.frames = 0
+        self._t0: float | None = None
+        self._last_pts = -1
         self._src = self._a_in = self._a_out = None
         self._copy = False
         if audio_from is not None:
@@ -115,12 +119,15 @@ class VideoWriter:
 
     def _open_video(self, width: int, height: int) -> None:
         stream = self._out.add_stream("libx264", rate=self.fps)
+        stream.codec_context.time_base = Fraction(1, VFR_CLOCK) if self.vfr else 1 / self.fps
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(self._crf), "preset": self._preset}
         self._video = stream
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, timestamp: float | None = None) -> None:
+        """Append a frame. With `timestamp` (seconds, monotonic) frames keep their real
+        timing (variable frame rate, as a live recording needs); without, 1/fps apart."""
         check_image(image)
         h, w = image.shape[:2]
         if self._video is None:
@@ -131,15 +138,22 @@ class VideoWriter:
         if w % 2 or h % 2:
             image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts = self.frames
-        frame.time_base = 1 / self.fps
+        if timestamp is None:
+            frame.pts = self.frames
+            frame.time_base = 1 / self.fps
+        else:
+            self._t0 = timestamp if self._t0 is None else self._t0
+            pts = max(self._last_pts + 1, round((timestamp - self._t0) * VFR_CLOCK))
+            frame.pts, self._last_pts = pts, pts
+            frame.time_base = Fraction(1, VFR_CLOCK)
         for packet in self._video.encode(frame):
             self._out.mux(packet)
         self.frames += 1
 
     def _mux_audio(self) -> None:
         """Copy (or transcode) the source's audio up to the video's duration."""
-        limit = self.frames / self.fps
+        limit = self.frames / self.fps if not self.vfr else \
+            Fraction(self._last_pts + 1, VFR_CLOCK)
         a_in, a_out = self._a_in, self._a_out
         if self._copy:
             for packet in self._src.demux(a_in):

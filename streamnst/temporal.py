@@ -1,0 +1,125 @@
+"""Frame-to-frame blending of stylised output: off, ema, or flow-guided.
+
+flow: the previous *output* is warped into the current frame with optical flow
+computed on the *input* frames, and blended only where the flow is reliable
+(forward-backward consistency): occluded and disoccluded pixels take the new
+stylisation, so moving objects leave no ghost trails. The blend is recursive, so
+every output carries an exponentially decaying memory of earlier ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
+from .frame import check_image
+
+MODES = ("off", "ema", "flow")
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    mode: str = "flow"
+    strength: float = 0.7  # weight of the (warped) previous output, 0..0.95
+    flow_max_side: int = 256  # flow is computed at this size: cheap and smooth enough
+    cut_threshold: float = 0.25  # below this reliable fraction, treat as a scene cut
+    photo_tolerance: float = 40.0  # input mismatch (0-255) at which a pixel is not blended
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"blend mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0.0 <= self.strength <= 0.95:
+            raise InputError(f"blend strength must be between 0 and 0.95, got {self.strength}")
+        if self.flow_max_side < 16:
+            raise InputError("flow size must be at least 16 pixels")
+
+
+def _to_t(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float()
+
+
+def _to_np(t: torch.Tensor) -> np.ndarray:
+    return t[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+class Blender:
+    """Stateful blender: call it with each input frame and its stylisation, in order."""
+
+    def __init__(self, settings: BlendSettings | None = None) -> None:
+        self.settings = settings or BlendSettings()
+        self._flow = FlowEstimator(self.settings.flow_max_side, preset="fast")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past (after a style switch or a resize)."""
+        self._prev_in: np.ndarray | None = None
+        self._prev_out: torch.Tensor | None = None
+        self.last_reliable: float = 0.0
+        self.cuts = 0
+
+    def update(self, settings: BlendSettings) -> None:
+        if settings.flow_max_side != self.settings.flow_max_side:
+            self._flow = FlowEstimator(settings.flow_max_side, preset="fast")
+        self.settings = settings
+
+    @torch.inference_mode()
+    def __call__(self, inp: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        check_image(inp, "blend input")
+        check_image(stylized, "stylised frame")
+        if inp.shape != stylized.shape:
+            raise InputError(f"input {inp.shape} and stylised {stylized.shape} sizes differ")
+        s = self.settings
+        new = _to_t(stylized)
+        same_size = self._prev_in is not None and self._prev_in.shape == inp.shape
+        if s.mode == "off" or s.strength == 0 or not same_size:
+            out = new
+        elif s.mode == "ema":
+            out = s.strength * self._prev_out + (1 - s.strength) * new
+        else:
+            out = self._flow_blend(inp, new)
+        self._prev_in, self._prev_out = inp, out
+        return _to_np(out)
+
+    def _flow_blend(self, inp: np.ndarray, new: torch.Tensor) -> torch.Tensor:
+        h, w = inp.shape[:2]
+        small = self._small_size(h, w)
+        cur_s, prev_s = self._resize(inp, small), self._resize(self._prev_in, small)
+        est = self._flow
+        f_cp = flow_to_tensor(est(cur_s, prev_s))  # current -> previous
+        f_pc = flow_to_tensor(est(prev_s, cur_s))
+        mask = consistency_mask(f_cp, f_pc)
+        # photometric check: where the warped previous input does not match the current
+        # input (flow smoothed across an edge, lighting change), do not trust the flow
+        cur_t, prev_t = _to_t(cur_s), _to_t(prev_s)
+        err = (warp(prev_t, f_cp) - cur_t).abs().mean(1, keepdim=True)
+        mask = mask * (1.0 - err / self.settings.photo_tolerance).clamp(0.0, 1.0)
+        self.last_reliable = float(mask.mean())
+        if self.last_reliable < self.settings.cut_threshold:
+            self.cuts += 1
+            return new
+        # erode unreliable areas by a pixel (flow bleeds across edges), then soften
+        mask = -F.max_pool2d(-mask, 3, stride=1, padding=1)
+        mask = F.avg_pool2d(mask, 3, stride=1, padding=1, count_include_pad=False)
+        scale = torch.tensor([w / small[0], h / small[1]]).view(1, 2, 1, 1)
+        flow = F.interpolate(f_cp * scale, size=(h, w), mode="bilinear", align_corners=False)
+        mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False)
+        warped = warp(self._prev_out, flow)
+        a = self.settings.strength * mask
+        return a * warped + (1 - a) * new
+
+    def _small_size(self, h: int, w: int) -> tuple[int, int]:
+        s = min(1.0, self.settings.flow_max_side / max(h, w))
+        return max(8, round(w * s)), max(8, round(h * s))
+
+    @staticmethod
+    def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        import cv2
+
+        if (image.shape[1], image.shape[0]) == size:
+            return image
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

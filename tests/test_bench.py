@@ -1,0 +1,28 @@
+import json
+
+from cli_helpers import assert_clean_error, run_cli
+
+
+def test_bench_json_is_valid_and_complete():
+    r = run_cli("bench", "--size", "40x24", "--repeat", "2", "--warmup", "0", "--json",
+                "--width", "4", "--width", "8")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["threads"] >= 1 and data["repeat"] == 2
+    rows = data["results"]
+    nets = {row["network"] for row in rows}
+    assert nets == {"unet-w4", "unet-w8", "transformer_net"}
+    backends = {row["backend"] for row in rows}
+    assert {"eager-fp32", "channels_last"} <= backends
+    assert len(rows) == len(nets) * len(backends)
+    for row in rows:
+        assert row["resolution"] == "40x24"
+        assert 0 < row["median_ms"] <= row["p95_ms"]
+        assert abs(row["fps"] - 1000 / row["median_ms"]) < 1e-6
+    best_tn = min(r["median_ms"] for r in rows if r["network"] == "transformer_net")
+    for row in rows:
+        assert abs(row["speedup_vs_transformer_net"] - best_tn / row["median_ms"]) < 1e-9
+
+
+def test_bench_bad_size():
+    assert_clean_error(run_cli("bench", "--size", "big"), "--size must look like 640x360")

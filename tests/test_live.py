@@ -1,0 +1,281 @@
+"""The real live pipeline: real sources, the stylizer, blending, and sinks, with the
+virtual camera faked only at pyvirtualcam's own backend registry (no v4l2loopback here)."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import pyvirtualcam
+from cli_helpers import run_cli
+from media import make_video, probe
+
+from streamnst.checkpoints import save_style
+from streamnst.errors import InputError
+from streamnst.models import UNet
+from streamnst.pipeline import Pipeline
+from streamnst.sinks import FileSink, NullSink, VirtualCameraSink, open_sink
+from streamnst.sources import PatternSource, VideoFileSource, WebcamSource, open_source
+from streamnst.stylizer import Stylizer, StylizerSettings
+from streamnst.temporal import BlendSettings
+from streamnst.video import VideoReader
+
+
+class RecordingCamera:
+    """A pyvirtualcam backend that keeps what it is sent (the library's own seam)."""
+
+    instances: list["RecordingCamera"] = []
+    delay = 0.0
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
+        self.frames: list[np.ndarray] = []
+        self.closed = False
+        RecordingCamera.instances.append(self)
+
+    def send(self, frame):
+        time.sleep(self.delay)
+        # pyvirtualcam hands backends the packed native-format buffer
+        self.frames.append(np.array(frame, copy=True).reshape(self.height, self.width, 3))
+
+    def close(self):
+        self.closed = True
+
+    def device(self):
+        return "recording-cam"
+
+    def native_fourcc(self):
+        return pyvirtualcam.util.FOURCC_RGB
+
+
+class SlowCamera(RecordingCamera):
+    delay = 0.15
+
+
+pyvirtualcam.register_backend("recording", RecordingCamera)
+pyvirtualcam.register_backend("slow", SlowCamera)
+
+
+@pytest.fixture(autouse=True)
+def _reset_cameras():
+    RecordingCamera.instances.clear()
+
+
+def _stylizer(path, **kw):
+    return Stylizer(path, StylizerSettings(device="cpu", dtype="fp32", **kw))
+
+
+def test_video_file_to_virtual_camera_frames_in_order_and_rgb(tmp_path, tiny_style):
+    src = make_video(tmp_path / "in.mp4", frames=24, width=64, height=48, fps=20, audio=False)
+    stylizer = _stylizer(tiny_style)
+    with VideoReader(src) as r:
+        expected = [stylizer.stylize(img) for img in r]
+    source = VideoFileSource(src, loop=False)
+    sink = VirtualCameraSink(backend="recording")
+    summary = Pipeline(source, stylizer, [sink], BlendSettings(mode="off")).run()
+    cam = RecordingCamera.instances[0]
+    assert (cam.width, cam.height, cam.fps) == (64, 48, 20)
+    assert cam.closed
+    assert cam.frames and len(cam.frames) == summary["frames_out"] - sink.dropped
+    matched = []
+    for frame in cam.frames:
+        assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
+        errs = [np.abs(frame.astype(int) - e.astype(int)).mean() for e in expected]
+        best = int(np.argmin(errs))
+        assert errs[best] < 0.5, "received frame is not a stylised source frame (BGR swap?)"
+        matched.append(best)
+    assert matched == sorted(matched) and len(set(matched)) == len(matched)
+    assert summary["captured"] == 24
+    assert summary["frames_out"] + summary["dropped"] == 24
+
+
+def test_several_sinks_at_once(tmp_path, tiny_style):
+    out = tmp_path / "rec.mp4"
+    source = PatternSource(80, 64, fps=25, frames=40)
+    sinks = [VirtualCameraSink(backend="recording"), FileSink(out), NullSink()]
+    summary = Pipeline(source, _stylizer(tiny_style), sinks).run()
+    assert summary["frames_out"] > 10
+    cam = RecordingCamera.instances[0]
+    info = probe(out)
+    assert info["frames"] == summary["sinks"]["rec.mp4"]["sent"] > 10
+    assert len(cam.frames) == summary["sinks"]["vcam recording-cam"]["sent"]
+    assert summary["sinks"]["null"]["sent"] == summary["frames_out"]
+    # real-time recording: duration follows capture times, not a fixed rate
+    assert abs(info["frames"] / float(info["fps"]) - 40 / 25) < 0.6
+
+
+def test_slow_stylizer_drops_frames_and_latency_stays_bounded(tiny_style, tmp_path):
+    # a genuinely slow network: a wide U-Net on a large frame, fed at 60 fps
+    slow = save_style(tmp_path / "wide.pth", UNet(width=48, res_convs=10).eval(), "unet",
+                      style={"name": "wide"})
+    source = PatternSource(640, 480, fps=60)
+    pipe = Pipeline(source, _stylizer(slow), [NullSink()], BlendSettings(mode="off"),
+                    duration=3.0)
+    summary = pipe.run()
+    assert summary["dropped"] > summary["frames_out"]  # most frames never stylised
+    assert summary["captured"] - summary["dropped"] - summary["frames_out"] <= 2
+    # with a queue, latency would grow through the run; without, it stays ~1 frame time
+    assert summary["latency_p95_ms"] < 3 * summary["infer_ms_median"] + 100
+
+
+def test_slow_sink_loses_frames_without_slowing_others(tiny_style):
+    source = PatternSource(64, 48, fps=40)
+    fast, slow = NullSink(), VirtualCameraSink(backend="slow")
+    summary = Pipeline(source, _stylizer(tiny_style), [fast, slow], duration=2.5).run()
+    assert slow.dropped > 0
+    assert slow.sent < 0.5 * fast.sent
+    assert fast.sent == summary["frames_out"]
+    assert summary["fps"] > 20
+
+
+def test_style_switch_mid_stream(tmp_path, tiny_style):
+    other = save_style(tmp_path / "other.pth", UNet(width=4, res_convs=2).eval(), "unet",
+                       style={"name": "other"})
+    stylizers = {"other": _stylizer(other)}
+    source = PatternSource(64, 48, fps=30)
+    sink = VirtualCameraSink(backend="recording")
+    pipe = Pipeline(source, _stylizer(tiny_style), [sink], BlendSettings(mode="off"),
+                    stylizer_factory=lambda name: stylizers[name]).start()
+    time.sleep(1.0)
+    before = pipe.stats.frames_out
+    pipe.switch_style("other").join(5)
+    time.sleep(1.0)
+    summary = pipe.stop()
+    assert summary["style"] == "other"
+    assert summary["frames_out"] > before + 10  # frames kept flowing
+    last = RecordingCamera.instances[0].frames[-1]
+    src_img = source.picture(0)  # same background; the square moved: compare its row band
+    b = stylizers["other"].stylize(src_img)
+    a = _stylizer(tiny_style).stylize(src_img)
+    band = slice(0, 10)  # top rows: the square never reaches them
+    assert np.abs(last[band].astype(int) - b[band].astype(int)).mean() < 2
+    assert np.abs(last[band].astype(int) - a[band].astype(int)).mean() > 5
+
+
+def test_failed_style_switch_keeps_running(tiny_style):
+    def factory(name):
+        from streamnst.checkpoints import load_style
+        return Stylizer(load_style(name))
+
+    pipe = Pipeline(PatternSource(32, 32, fps=30), _stylizer(tiny_style), [NullSink()],
+                    stylizer_factory=factory).start()
+    pipe.switch_style("no_such_style").join(5)
+    time.sleep(0.3)
+    summary = pipe.stop()
+    assert "unknown style" in pipe.switch_error
+    assert summary["style"] == "tiny" and summary["frames_out"] > 3
+
+
+def test_camera_lost_is_retried_and_recovers(tmp_path, tiny_style):
+    """A stream that stops answering is reopened; the pipeline runs on meanwhile."""
+    clip = make_video(tmp_path / "cam.mp4", frames=10, width=32, height=32, fps=30,
+                      audio=False)
+    source = WebcamSource(str(clip), width=None, height=None, fps=30, retry_s=0.2)
+    pipe = Pipeline(source, _stylizer(tiny_style), [NullSink()]).start()
+    time.sleep(0.8)  # the 10-frame "camera" ends, is reopened, ends again...
+    hidden = clip.rename(tmp_path / "away.mp4")  # ...then disappears
+    time.sleep(0.8)
+    stalled_at = source.captured
+    assert pipe.error is None and not pipe.done.is_set()
+    hidden.rename(clip)  # back again
+    time.sleep(1.0)
+    summary = pipe.stop()
+    assert source.reopens >= 3
+    assert source.captured > stalled_at
+    assert summary["frames_out"] > 10
+
+
+def test_source_error_surfaces_at_stop(tmp_path, tiny_style):
+    clip = make_video(tmp_path / "c.mp4", frames=5, audio=False)
+    source = VideoFileSource(clip, loop=True)
+    clip.write_bytes(b"broken now")  # fails when the loop reopens it
+    pipe = Pipeline(source, _stylizer(tiny_style), [NullSink()]).start()
+    assert pipe.wait(10)
+    with pytest.raises(InputError, match="not a readable video"):
+        pipe.stop()
+
+
+def test_clean_shutdown_is_fast(tiny_style, tmp_path):
+    sinks = [NullSink(), FileSink(tmp_path / "r.mp4")]
+    pipe = Pipeline(PatternSource(64, 48, fps=30), _stylizer(tiny_style), sinks).start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    pipe.stop()
+    assert time.monotonic() - t0 < 1.5
+    names = {t.name for t in threading.enumerate()}
+    assert not {"inference", "sink-null", "sink-r.mp4"} & names
+    assert probe(tmp_path / "r.mp4")["frames"] > 3
+
+
+def test_open_source_and_sink_specs(tmp_path):
+    assert isinstance(open_source("pattern:32x24@10"), PatternSource)
+    assert open_source("demo").size == (640, 480)
+    with pytest.raises(InputError, match="neither a file nor one of"):
+        open_source("nothing-here")
+    with pytest.raises(InputError, match="pattern:640x360@30"):
+        open_source("pattern:big")
+    assert isinstance(open_sink(str(tmp_path / "x.mp4")), FileSink)
+    from streamnst.errors import OutputError
+    with pytest.raises(OutputError, match="unknown output"):
+        open_sink("teleport")
+    with pytest.raises(OutputError, match="exists"):
+        (tmp_path / "y.mp4").write_bytes(b"keep")
+        open_sink(str(tmp_path / "y.mp4"), overwrite=False)
+
+
+def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
+    rec = tmp_path / "live.mp4"
+    r = run_cli("live", "--source", "pattern:96x64@30", "--style", tiny_style, "-o", "vcam",
+                "-o", rec, "--duration", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    for key in ("frames_out", "fps", "latency_p50_ms", "latency_p95_ms", "dropped"):
+        assert key in summary
+    assert summary["frames_out"] > 10
+    text = " ".join(r.stderr.split())
+    if sys.platform.startswith("linux"):
+        assert "v4l2loopback" in text and "exclusive_caps=1" in text
+    assert probe(rec)["frames"] == summary["sinks"]["live.mp4"]["sent"]
+
+
+def test_cli_ctrl_c_stops_within_a_second(tmp_path, tiny_style):
+    rec = tmp_path / "live.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
+                             "pattern:96x64@30", "--style", str(tiny_style), "-o", str(rec),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
+        time.sleep(0.05)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 3.0  # includes the interpreter's own exit
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert probe(rec)["frames"] == json.loads(out)["sinks"]["live.mp4"]["sent"] > 5
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (apt install xvfb)")
+def test_screen_source_on_xvfb(tiny_style):
+    display = ":97"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import os
+        os.environ["DISPLAY"] = display
+        time.sleep(1.0)
+        source = open_source("screen:1@10,20,64,48")
+        summary = Pipeline(source, _stylizer(tiny_style), [NullSink()], duration=1.0).run()
+        assert source.size == (64, 48)
+        assert summary["frames_out"] > 5
+    finally:
+        os.environ.pop("DISPLAY", None)
+        xvfb.terminate()
+        xvfb.wait(5)
