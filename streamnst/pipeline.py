@@ -120,6 +120,12 @@ class Pipeline:
         with self._lock:
             self._pending_blend = settings
 
+    @property
+    def blend_settings(self) -> BlendSettings:
+        """The blend in effect, or the one about to be at the next frame."""
+        with self._lock:
+            return self._pending_blend or self.blender.settings
+
     def set_scale(self, scale: float) -> None:
         self.stylizer.set_scale(scale)
 

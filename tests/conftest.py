@@ -23,7 +23,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def tiny_style(tmp_path) -> Path:
     """A small random U-Net saved as a real style checkpoint."""
-    net = UNet(width=4, res_convs=2).eval()
+    net = tinted_unet((1.5, -1.0, 0.5))
     with torch.no_grad():  # move BN stats off their defaults so folding is exercised
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -31,3 +31,12 @@ def tiny_style(tmp_path) -> Path:
                 m.running_var.uniform_(0.5, 1.5)
     return save_style(tmp_path / "tiny.pth", net, "unet",
                       style={"name": "tiny", "image": "none.jpg"}, training={"steps": 0})
+
+
+def tinted_unet(tint: tuple[float, float, float], width: int = 4) -> UNet:
+    """A small random U-Net whose output is visibly tinted: the network starts near the
+    identity, so a bias on its last conv makes styles easy to tell apart in tests."""
+    net = UNet(width=width, res_convs=2).eval()
+    with torch.no_grad():
+        net.out.bias.copy_(torch.tensor(tint))
+    return net

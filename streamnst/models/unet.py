@@ -3,7 +3,8 @@
 Three stride-2 downsampling convs, residual 3x3 convs at 1/8 resolution, three
 upsampling stages (nearest upsample then conv, which avoids checkerboard
 artefacts) that take skip connections from the encoder, and a sigmoid output in
-[0, 1]. Inputs must be multiples of `STRIDE`; `streamnst.models.padding` pads.
+[0, 1] added to the input's logit (so training starts near the identity).
+Inputs must be multiples of `STRIDE`; `streamnst.models.padding` pads.
 
 Convs at 1/4 and 1/8 resolution reflect-pad: zero padding there lets the wide
 receptive field learn where the frame border is, which shows as bands along the
@@ -101,7 +102,9 @@ class UNet(nn.Module):
         y = self.up1(self._up(y, e2))
         y = self.up2(self._up(y, e1))
         y = self.up3(self._up(y, x))
-        return torch.sigmoid(self.out(y))
+        # residual in logit space: an untrained network is close to the identity, so
+        # training starts from the photo's contrast and colours and adds the style to it
+        return torch.sigmoid(self.out(y) + torch.logit(x, eps=0.01))
 
     def fuse(self) -> UNet:
         """Fold batch norms into convs in place (call in eval mode, for inference only)."""

@@ -1,0 +1,1 @@
+"""The browser viewer served by the WebRTC output (static files)."""

@@ -1,0 +1,106 @@
+// streamnst viewer: receives the stylised stream over WebRTC and sends control changes
+// over a data channel (falling back to the JSON API). ?bare=1 shows the video only
+// (OBS Browser Source); ?token=... is needed when the server is not on localhost.
+"use strict";
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+const q = token ? "?token=" + encodeURIComponent(token) : "";
+const $ = (id) => document.getElementById(id);
+const video = $("video");
+const view = { frames: 0, connected: false, state: null, error: null };
+window.streamnst = view;
+if (params.get("bare") === "1") document.body.classList.add("bare");
+
+function setStatus(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+  if (isError) view.error = text;
+}
+
+function countFrames() {
+  if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
+  const tick = () => { view.frames += 1; video.requestVideoFrameCallback(tick); };
+  video.requestVideoFrameCallback(tick);
+}
+
+function showState(state) {
+  if (!state || state.error) {
+    if (state && state.error) setStatus(state.error, true);
+    return;
+  }
+  view.state = state;
+  const fill = (select, items, value) => {
+    if (select.options.length !== items.length) {
+      select.replaceChildren(...items.map((n) => new Option(n, n)));
+    }
+    if (value !== undefined && document.activeElement !== select) select.value = value;
+  };
+  fill($("style"), state.styles, state.style);
+  fill($("blend"), state.blend_modes, state.blend);
+  if (document.activeElement !== $("strength")) $("strength").value = state.strength;
+  if (document.activeElement !== $("scale")) $("scale").value = state.scale;
+  $("strength-value").textContent = Number(state.strength).toFixed(2);
+  $("scale-value").textContent = Number(state.scale).toFixed(2);
+  const loading = state.switching ? ` (loading ${state.switching}…)` : "";
+  $("info").textContent = `${state.fps} fps · ${state.viewers}/${state.max_viewers} viewers`
+    + loading + (state.switch_error ? ` · ${state.switch_error}` : "");
+}
+
+let channel = null;
+async function control(change) {
+  if (channel && channel.readyState === "open") {
+    channel.send(JSON.stringify(change));
+    return;
+  }
+  const r = await fetch("api/control" + q, { method: "POST",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(change) });
+  showState(await r.json());
+}
+
+function gatheringDone(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+  });
+}
+
+async function connect() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  channel = pc.createDataChannel("control");
+  channel.onmessage = (e) => showState(JSON.parse(e.data));
+  pc.ontrack = (e) => { video.srcObject = new MediaStream([e.track]); };
+  pc.onconnectionstatechange = () => {
+    view.connected = pc.connectionState === "connected";
+    if (view.connected) setStatus("live");
+    if (pc.connectionState === "failed") setStatus("connection failed", true);
+  };
+  window.streamnstPeer = pc;
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringDone(pc);
+  const r = await fetch("offer" + q, { method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }) });
+  const answer = await r.json();
+  if (!r.ok) { setStatus(answer.error || "refused", true); return; }
+  await pc.setRemoteDescription(answer);
+}
+
+$("style").onchange = (e) => control({ style: e.target.value });
+$("blend").onchange = (e) => control({ blend: e.target.value });
+$("strength").onchange = (e) => control({ strength: Number(e.target.value) });
+$("scale").onchange = (e) => control({ scale: Number(e.target.value) });
+
+async function poll() {
+  try {
+    const r = await fetch("api/state" + q);
+    showState(await r.json());
+  } catch (err) { /* server gone: keep the last picture */ }
+}
+
+countFrames();
+connect().catch((err) => setStatus(String(err), true));
+poll();
+setInterval(poll, 1000);
