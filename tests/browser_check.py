@@ -1,0 +1,135 @@
+"""Run the live filter with WebRTC output and watch it in headless Chromium.
+
+Run by test_browser.py, normally inside a loopback-only network namespace
+(`unshare -n`), so every packet stays on 127.0.0.1. Writes a JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+CHROME_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required", "--window-size=900,600",
+]
+
+PIXEL_JS = """
+const v = document.getElementById('video');
+if (!v.videoWidth) return null;
+const c = document.createElement('canvas');
+c.width = v.videoWidth; c.height = v.videoHeight;
+const g = c.getContext('2d');
+g.drawImage(v, 0, 0);
+const d = g.getImageData(Math.floor(c.width / 4), Math.floor(c.height / 4),
+                         Math.floor(c.width / 2), Math.floor(c.height / 2)).data;
+let r = 0, gr = 0, b = 0, n = d.length / 4;
+for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
+return [r / n, gr / n, b / n];
+"""
+
+STATS_JS = """
+const done = arguments[arguments.length - 1];
+window.streamnstPeer.getStats().then((s) => {
+  let decoded = 0;
+  s.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video')
+    decoded = r.framesDecoded; });
+  done(decoded);
+});
+"""
+
+
+def wait(pred, timeout, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    return pred()
+
+
+def main(report_path: str, screenshot: str | None) -> None:
+    import os
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import Select
+
+    home = Path(tempfile.mkdtemp())
+    os.environ["STREAMNST_HOME"] = str(home)
+    from conftest import tinted_unet
+
+    from streamnst.checkpoints import save_style
+    from streamnst.pipeline import Pipeline
+    from streamnst.sources import ImageSource
+    from streamnst.stylizer import Stylizer, StylizerSettings
+    from streamnst.webrtc import WebRTCSink
+
+    paths = {name: save_style(home / "checkpoints" / f"{name}.pth", tinted_unet(tint), "unet",
+                              style={"name": name})
+             for name, tint in (("alpha", (1.5, -1.0, 0.0)), ("beta", (-1.5, 1.0, 1.0)))}
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[:] = (30, 160, 220)
+    cv2.imwrite(str(home / "flat.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+    def make(name):
+        return Stylizer(paths[name], StylizerSettings(device="cpu", dtype="fp32"))
+
+    expected = {n: make(n).stylize(img)[30:90, 40:120].reshape(-1, 3).mean(0).tolist()
+                for n in paths}
+    sink = WebRTCSink(port=0)
+    pipe = Pipeline(ImageSource(home / "flat.png", fps=20), make("alpha"), [sink],
+                    stylizer_factory=make)
+    sink.attach(pipe)
+    pipe.start()
+    report = {"expected": expected}
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROME_FLAGS + [f"--user-data-dir={tempfile.mkdtemp()}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.set_script_timeout(20)
+        driver.get(sink.server.url)
+        report["connected"] = bool(wait(lambda: driver.execute_script(
+            "return window.streamnst.connected"), 30))
+        report["video_width"] = wait(lambda: driver.execute_script(
+            "return document.getElementById('video').videoWidth"), 20)
+        first = driver.execute_script("return window.streamnst.frames")
+        time.sleep(2.0)
+        report["frames_counted"] = driver.execute_script("return window.streamnst.frames") - first
+        report["frames_decoded"] = driver.execute_async_script(STATS_JS)
+        report["pixel_before"] = wait(lambda: driver.execute_script(PIXEL_JS), 10)
+        if screenshot:
+            driver.save_screenshot(screenshot)
+        wait(lambda: driver.execute_script(
+            "return document.getElementById('style').options.length") == 2, 10)
+        Select(driver.find_element("id", "style")).select_by_value("beta")
+        report["switched"] = bool(wait(lambda: pipe.stylizer.name == "beta", 20))
+        time.sleep(1.5)
+        report["pixel_after"] = driver.execute_script(PIXEL_JS)
+        report["page_style"] = wait(lambda: (driver.execute_script(
+            "return window.streamnst.state && window.streamnst.state.style") == "beta")
+            and "beta", 10)
+        report["page_error"] = driver.execute_script("return window.streamnst.error")
+        driver.get(sink.server.url + "?bare=1")
+        report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()
+    finally:
+        driver.quit()
+        pipe.stop()
+    Path(report_path).write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

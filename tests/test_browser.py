@@ -1,0 +1,46 @@
+"""A real browser: Debian's headless Chromium, driven by selenium, watches the stream."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="needs Debian's chromium and chromium-driver (CI installs them)")
+
+
+def _run_check(tmp_path):
+    report, shot = tmp_path / "report.json", tmp_path / "page.png"
+    cmd = [sys.executable, str(HERE / "browser_check.py"), str(report), str(shot)]
+    # a loopback-only network namespace keeps every packet on 127.0.0.1
+    isolated = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    full = isolated if probe.returncode == 0 and shutil.which("ip") else cmd
+    r = subprocess.run(full, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(report.read_text()), shot
+
+
+def _close(a, b, tol=25):
+    return a is not None and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def test_chromium_receives_decodes_and_switches_style(tmp_path):
+    report, shot = _run_check(tmp_path)
+    assert report["connected"], report
+    assert report["video_width"] == 160
+    assert report["frames_counted"] > 10  # requestVideoFrameCallback kept firing
+    assert report["frames_decoded"] > 10
+    exp = report["expected"]
+    assert _close(report["pixel_before"], exp["alpha"]), report
+    assert not _close(exp["alpha"], exp["beta"])
+    assert report["switched"] and report["page_style"] == "beta"
+    assert _close(report["pixel_after"], exp["beta"]), report
+    assert report["page_error"] is None
+    assert report["bare_controls_hidden"]
+    assert shot.stat().st_size > 5000
