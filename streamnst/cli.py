@@ -207,6 +207,53 @@ def live(source_spec, outputs, style, device, dtype, scale, threads, blend, stre
                       f" ms, dropped {summary['dropped']}")
 
 
+@cli.command("eval")
+@click.argument("stylized", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "original", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The original video the stylised one was made from.")
+@click.option("--style", "style_image", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Style image: also report Gram and content distances.")
+@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="VGG16 weights for --style (default: as for training).")
+@click.option("--max-frames", type=click.IntRange(min=2), default=None)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a per-frame warping-error plot (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def evaluate(stylized, original, style_image, vgg, max_frames, plot, as_json):
+    """Temporal consistency (warping error, Lai et al. 2018) and style metrics of a video.
+
+    Example: streamnst eval clip_starry.mp4 --input clip.mp4 --json
+    """
+    import json
+
+    from .demo import resolve_media
+    from .metrics import plot_per_frame, read_frames, style_distances, warping_errors
+
+    original = resolve_media(original)
+    with console.status("measuring warping error"):
+        report = warping_errors(read_frames(stylized, max_frames), read_frames(original,
+                                                                                max_frames))
+    result = report.summary()
+    if style_image is not None:
+        from .imageio import read_image
+        from .vgg import load_vgg
+
+        with console.status("measuring style and content distances"):
+            result.update(style_distances(read_frames(stylized, max_frames),
+                                          read_frames(original, max_frames),
+                                          read_image(style_image), load_vgg(vgg)))
+    if plot:
+        plot_per_frame(report, plot)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(title=f"streamnst eval: {stylized.name}", show_header=False)
+    for key, value in result.items():
+        table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
 @cli.command()
 def styles():
     """List installed styles (bundled checkpoints/ and your own style directory)."""

@@ -111,3 +111,18 @@ class FlowEstimator:
             flow[..., 0] *= w / size[0]
             flow[..., 1] *= h / size[1]
         return flow.astype(np.float32, copy=False)
+
+
+def read_flo(path) -> np.ndarray:
+    """Read a Middlebury .flo file (as MPI-Sintel ships ground truth) as HxWx2 float32."""
+    from .errors import InputError
+
+    with open(path, "rb") as f:
+        magic = np.fromfile(f, np.float32, 1)
+        if magic.size != 1 or magic[0] != 202021.25:
+            raise InputError(f"{path}: not a .flo file")
+        w, h = (int(v) for v in np.fromfile(f, np.int32, 2))
+        data = np.fromfile(f, np.float32, 2 * w * h)
+    if data.size != 2 * w * h:
+        raise InputError(f"{path}: truncated .flo file")
+    return data.reshape(h, w, 2)
