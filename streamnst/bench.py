@@ -44,12 +44,14 @@ def backends(device: torch.device) -> list[str]:
     names = ["eager-fp32", "channels_last"]
     if cpu_has_native_bf16():
         names += ["bf16", "bf16+channels_last"]
-    return names
+    return names + ["onnx-fp32"]
 
 
 def make_runner(net: nn.Module, backend: str, device: torch.device
                 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A callable running `net` the way `backend` names (fused, eval, inference mode)."""
+    if backend == "onnx-fp32":
+        return _onnx_runner(net, device)
     net = copy.deepcopy(net).eval()
     net.fuse()
     cl = "channels_last" in backend
@@ -65,6 +67,21 @@ def make_runner(net: nn.Module, backend: str, device: torch.device
         if device.type == "cuda":
             torch.cuda.synchronize()
         return y
+
+    return run
+
+
+def _onnx_runner(net: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    from .checkpoints import StyleCheckpoint
+    from .onnx_backend import OnnxModel, export_bytes
+
+    ckpt = StyleCheckpoint(name="bench", path=None, arch="bench", arch_args={},
+                           model=net.eval())
+    model = OnnxModel(export_bytes(ckpt), device, torch.get_num_threads())
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return run_padded(model, x)
 
     return run
 

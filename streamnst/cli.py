@@ -51,14 +51,18 @@ def stylizer_options(f):
     f = click.option("--scale", default=1.0, show_default=True, type=float,
                      help="Stylise at this fraction of the frame size (0.1-1), resize back.")(f)
     f = click.option("--threads", default=None, type=int, help="CPU threads for inference.")(f)
+    f = click.option("--backend", default="torch", show_default=True,
+                     type=click.Choice(["torch", "onnx"]),
+                     help="torch, or onnx (ONNX Runtime, fp32; CUDA/TensorRT when installed).")(f)
     return f
 
 
-def make_stylizer(style, device, dtype, scale, threads):
+def make_stylizer(style, device, dtype, scale, threads, backend="torch"):
     from .checkpoints import DEFAULT_STYLE
     from .stylizer import Stylizer, StylizerSettings
 
-    settings = StylizerSettings(device=device, dtype=dtype, scale=scale, threads=threads)
+    settings = StylizerSettings(device=device, dtype=dtype, scale=scale, threads=threads,
+                                backend=backend)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 
@@ -79,8 +83,8 @@ def blend_options(f):
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Stop a video after this many frames.")
 @blend_options
-def stylize(input_path, output_path, style, device, dtype, scale, threads, overwrite,
-            max_frames, blend, strength):
+def stylize(input_path, output_path, style, device, dtype, scale, threads, backend,
+            overwrite, max_frames, blend, strength):
     """Stylise an image or a video file (H.264 mp4 out, audio and frame rate kept).
 
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
@@ -93,7 +97,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, threads, overw
 
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
     blender = Blender(BlendSettings(mode=blend, strength=strength))
-    stylizer = make_stylizer(style, device, dtype, scale, threads)
+    stylizer = make_stylizer(style, device, dtype, scale, threads, backend)
 
     def process(image):
         return blender(image, stylizer.stylize(image))
@@ -143,7 +147,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, threads, overw
 @click.option("--port", default=8080, show_default=True, type=int, help="WebRTC server port.")
 @click.option("--max-viewers", default=4, show_default=True, type=click.IntRange(min=1),
               help="WebRTC viewer limit.")
-def live(source_spec, outputs, style, device, dtype, scale, threads, blend, strength,
+def live(source_spec, outputs, style, device, dtype, scale, threads, backend, blend, strength,
          max_frames, duration, overwrite, as_json, host, port, max_viewers):
     """Run the live filter: capture, stylise, blend, and send to every output.
 
@@ -172,10 +176,10 @@ def live(source_spec, outputs, style, device, dtype, scale, threads, blend, stre
             sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers))
         else:
             sinks.append(open_sink(spec, overwrite=overwrite))
-    stylizer = make_stylizer(style, device, dtype, scale, threads)
+    stylizer = make_stylizer(style, device, dtype, scale, threads, backend)
 
     def factory(name):
-        return make_stylizer(name, device, dtype, stylizer.settings.scale, threads)
+        return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend)
 
     pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory)
     for sink in sinks:
@@ -255,6 +259,29 @@ def evaluate(stylized, original, style_image, vgg, max_frames, plot, as_json):
 
 
 @cli.command()
+@click.argument("style", metavar="STYLE")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--opset", default=17, show_default=True, type=int)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def export(style, output, opset, overwrite):
+    """Export a style network to ONNX (dynamic height and width, fp32).
+
+    Example: streamnst export starry_night starry_night.onnx
+    """
+    from .checkpoints import load_style
+    from .errors import OutputError
+    from .onnx_backend import export_onnx
+
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output} exists; pass --overwrite to replace it")
+    if output.suffix.lower() != ".onnx":
+        raise OutputError(f"{output}: use an .onnx file name")
+    path = export_onnx(load_style(style), output, opset)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); input 'image' "
+                  "1x3xHxW float32 in [0,1], H and W multiples of the network stride")
+
+
+@cli.command()
 def styles():
     """List installed styles (bundled checkpoints/ and your own style directory)."""
     from .checkpoints import available_styles, bundled_dir, load_style, user_dir
@@ -298,7 +325,8 @@ def fetch_vgg(out):
 @click.option("--network", "network_names", multiple=True,
               help="Only these networks (unet-wN, transformer_net).")
 @click.option("--backend", "backend_names", multiple=True,
-              help="Only these backends (eager-fp32, channels_last, bf16, bf16+channels_last).")
+              help="Only these backends (eager-fp32, channels_last, bf16, "
+                   "bf16+channels_last, onnx-fp32).")
 @click.option("--repeat", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="auto", show_default=True)

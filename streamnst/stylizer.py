@@ -33,6 +33,7 @@ class StylizerSettings:
     channels_last: str = "auto"  # auto | on | off
     scale: float = 1.0  # stylise at this fraction of the input size, resize back
     threads: int | None = None
+    backend: str = "torch"  # torch | onnx (ONNX Runtime, fp32)
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.scale <= 1.0:
@@ -41,6 +42,8 @@ class StylizerSettings:
             raise InputError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
+        if self.backend not in ("torch", "onnx"):
+            raise InputError(f"backend must be torch or onnx, got {self.backend!r}")
 
 
 def image_to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -67,16 +70,25 @@ class Stylizer:
             torch.set_num_threads(s.threads)
         self.device = pick_device(s.device)
         self.dtype = parse_dtype(s.dtype, self.device)
-        model = copy.deepcopy(self.checkpoint.model).eval()
-        if hasattr(model, "fuse"):
-            model.fuse()
-        # channels_last speeds U-Nets 1.5-2x on CPU but slows reflection-padded nets
-        want_cl = {"on": True, "off": False}.get(s.channels_last, isinstance(model, UNet))
+        if s.backend == "onnx":
+            from .onnx_backend import OnnxModel, export_bytes
+
+            self.dtype = torch.float32  # the exported graph is fp32
+            self.model = OnnxModel(export_bytes(self.checkpoint), self.device, s.threads)
+            want_cl = False
+        else:
+            model = copy.deepcopy(self.checkpoint.model).eval()
+            if hasattr(model, "fuse"):
+                model.fuse()
+            # channels_last speeds U-Nets 1.5-2x on CPU but slows reflection-padded nets
+            want_cl = {"on": True, "off": False}.get(s.channels_last, isinstance(model, UNet))
         self.channels_last = want_cl
         self.memory_format = torch.channels_last if want_cl else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=self.memory_format)
-        log.info("stylizer: style=%s arch=%s device=%s dtype=%s channels_last=%s scale=%s",
-                 self.name, self.checkpoint.arch, self.device, self.dtype_name, want_cl, s.scale)
+        if s.backend == "torch":
+            self.model = model.to(self.device, memory_format=self.memory_format)
+        log.info("stylizer: style=%s arch=%s backend=%s device=%s dtype=%s channels_last=%s "
+                 "scale=%s", self.name, self.checkpoint.arch, s.backend, self.device,
+                 self.dtype_name, want_cl, s.scale)
 
     def set_scale(self, scale: float) -> None:
         """Change the internal scale; the network does not depend on it, so no rebuild."""
@@ -91,7 +103,8 @@ class Stylizer:
         return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
 
     def describe(self) -> dict:
-        return {"style": self.name, "arch": self.checkpoint.arch, "device": str(self.device),
+        return {"style": self.name, "arch": self.checkpoint.arch, "backend": self.settings.backend,
+                "device": str(self.device),
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
                 "scale": self.settings.scale}
 
