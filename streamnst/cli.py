@@ -282,6 +282,88 @@ def export(style, output, opset, overwrite):
 
 
 @cli.command()
+@click.argument("content", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("style_image", metavar="STYLE", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--content-weight", default=1.0, show_default=True, type=float)
+@click.option("--style-weight", default=5.0, show_default=True, type=float)
+@click.option("--tv-weight", default=0.02, show_default=True, type=float)
+@click.option("--temporal/--no-temporal", default=True, show_default=True,
+              help="Ruder et al.'s temporal loss on video frames.")
+@click.option("--temporal-weight", default=50.0, show_default=True, type=float)
+@click.option("--resize", default=512, show_default=True, type=int,
+              help="Longest side the optimisation runs at.")
+@click.option("--style-size", default=None, type=int, help="Longest side of the style image.")
+@click.option("--init", default="prev_warped", show_default=True,
+              type=click.Choice(["content", "random", "prev_warped"]),
+              help="Start of each video frame after the first (the first starts from content "
+                   "unless random).")
+@click.option("--iterations", default=100, show_default=True, type=int)
+@click.option("--first-iterations", default=200, show_default=True, type=int)
+@click.option("--optimizer", default="lbfgs", show_default=True,
+              type=click.Choice(["lbfgs", "adam"]))
+@click.option("--lr", default=0.02, show_default=True, type=float, help="Adam step size.")
+@click.option("--tolerance", default=1e-4, show_default=True, type=float,
+              help="Early stop when the loss improves less than this (relative) ...")
+@click.option("--patience", default=10, show_default=True, type=int,
+              help="... over this many iterations.")
+@click.option("--content-layers", default="relu2_2", show_default=True)
+@click.option("--style-layers", default="relu1_2,relu2_2,relu3_3,relu4_3", show_default=True)
+@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--max-frames", type=click.IntRange(min=1), default=None)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT (finished frames are reused).")
+def gatys(content, style_image, output, content_weight, style_weight, tv_weight, temporal,
+          temporal_weight, resize, style_size, init, iterations, first_iterations, optimizer,
+          lr, tolerance, patience, content_layers, style_layers, vgg, device, max_frames,
+          overwrite):
+    """Reference render by optimisation (Gatys et al.), with a temporal loss for videos.
+
+    Rerunning the same command continues a video after its last finished frame.
+
+    Example: streamnst gatys clip.mp4 styles/vangogh_starry_night_1889.jpg ref.mp4 --resize 256
+    """
+    from .demo import resolve_media
+    from .devices import pick_device
+    from .errors import OutputError
+    from .gatys import Gatys, GatysSettings, render_gatys
+    from .imageio import is_image_path, read_image
+    from .render import check_paths
+    from .vgg import load_vgg
+
+    content = resolve_media(content)
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output} exists; pass --overwrite to replace it")
+    check_paths(content, output, overwrite=True)
+    settings = GatysSettings(content_weight, style_weight, tv_weight, temporal_weight, temporal,
+                             resize, style_size, init, iterations, first_iterations, optimizer,
+                             lr, tolerance, patience, tuple(content_layers.split(",")),
+                             tuple(style_layers.split(",")))
+    engine = Gatys(read_image(style_image), load_vgg(vgg, settings.layers), settings,
+                   pick_device(device))
+    per_frame = first_iterations if is_image_path(content) else iterations
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console) as progress:
+        frames = progress.add_task("frames", total=None, info="")
+        iters = progress.add_task("iterations", total=per_frame, info="")
+
+        def on_iter(i, losses):
+            info = " ".join(f"{k}={v:.3g}" for k, v in losses.items())
+            progress.update(iters, completed=i, info=info)
+
+        def on_frame(i, total, reused):
+            progress.update(frames, completed=i, total=total,
+                            info="(reused)" if reused else "")
+            progress.update(iters, completed=0, total=iterations)
+
+        path, done, reused = render_gatys(content, output, engine, max_frames=max_frames,
+                                          on_frame=on_frame, on_iter=on_iter)
+    console.print(f"wrote {path} ({done} frames rendered" +
+                  (f", {reused} reused from an earlier run)" if reused else ")"))
+
+
+@cli.command()
 def styles():
     """List installed styles (bundled checkpoints/ and your own style directory)."""
     from .checkpoints import available_styles, bundled_dir, load_style, user_dir
