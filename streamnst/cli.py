@@ -158,12 +158,12 @@ def live(source_spec, outputs, style, device, dtype, scale, threads, backend, bl
 
     from rich.live import Live
 
-    from .errors import InputError
-    from .live_ui import handle_key, key_reader, status_table
+    from .live_ui import handle_key, key_reader, status_table, window_overlay
     from .pipeline import Pipeline
-    from .sinks import open_sink
+    from .sinks import WindowSink, open_sink
     from .sources import default_source_spec, open_source
     from .temporal import BlendSettings
+    from .webrtc import WebRTCSink
 
     blend_settings = BlendSettings(mode=blend, strength=strength)
     source = open_source(source_spec or default_source_spec())
@@ -171,8 +171,6 @@ def live(source_spec, outputs, style, device, dtype, scale, threads, backend, bl
     sinks = []
     for spec in specs:
         if spec == "webrtc":
-            from .webrtc import WebRTCSink
-
             sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers))
         else:
             sinks.append(open_sink(spec, overwrite=overwrite))
@@ -183,12 +181,12 @@ def live(source_spec, outputs, style, device, dtype, scale, threads, backend, bl
 
     pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory)
     for sink in sinks:
-        if hasattr(sink, "attach"):
+        if isinstance(sink, WebRTCSink):
             sink.attach(pipeline)
+        if isinstance(sink, WindowSink):
+            sink.overlay = lambda: window_overlay(pipeline)
     stop = threading.Event()
     pipeline.start()
-    if not pipeline.sinks and not pipeline.sink_problems:
-        raise InputError("no outputs")
     for problem in pipeline.sink_problems:
         console.print(f"[yellow]warning:[/] {problem.message}", highlight=False)
     try:

@@ -43,6 +43,13 @@ def status_table(pipeline: Pipeline) -> Table:
     return table
 
 
+def window_overlay(pipeline: Pipeline) -> str:
+    """One line drawn on the preview window."""
+    s = pipeline.summary()
+    return (f"{s['style']} | {s['fps']:.1f} fps | p95 {s['latency_p95_ms']:.0f} ms | "
+            f"{s['blend']} {s['strength']:.2f}")
+
+
 @contextlib.contextmanager
 def key_reader() -> Iterator[callable]:
     """Yield a function returning the next pressed key or None (non-blocking).

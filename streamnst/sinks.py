@@ -182,6 +182,7 @@ class WindowSink(Sink):
         self.title = title
         self.overlay: Callable[[], str] = lambda: ""
         self._open = False
+        self._text, self._text_time = "", 0.0
 
     def open(self, width: int, height: int, fps: float) -> None:
         import os
@@ -203,7 +204,10 @@ class WindowSink(Sink):
         import cv2
 
         bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-        text = self.overlay()
+        now = time.monotonic()
+        if now - self._text_time > 0.5:  # statistics are not free: refresh twice a second
+            self._text, self._text_time = self.overlay(), now
+        text = self._text
         if text:
             cv2.putText(bgr, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
         cv2.imshow(self.title, bgr)
