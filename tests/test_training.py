@@ -80,6 +80,7 @@ def test_checkpoint_loads_and_has_training_metadata(photos):
     assert ckpt.style["thumbnail"].dtype == torch.uint8
     assert result.samples and result.samples[0].suffix == ".png"
     assert (cfg.run_path / "losses.csv").read_text().count("\n") == 4
+    assert load_style(cfg.run_path / "styles" / "step_000003.pth").training["step"] == 3
 
 
 def test_resume_reproduces_an_uninterrupted_run(photos):

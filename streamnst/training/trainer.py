@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -324,6 +325,10 @@ class Trainer:
     def checkpoint(self) -> list[Path]:
         self.save_state()
         paths = [self.save_checkpoint()]
+        # keep every checkpoint's style (small) so the best-looking one can be picked
+        snapshot = self.config.run_path / "styles" / f"step_{self.step:06d}.pth"
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths[0], snapshot)
         grid = self.sample_grid()
         if grid:
             paths.append(grid)
