@@ -11,6 +11,7 @@ import copy
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def export_bytes(ckpt: StyleCheckpoint, opset: int = 17) -> bytes:
     stride = getattr(model, "STRIDE", 1)
     example = torch.rand(1, 3, 4 * stride, 6 * stride)
     buf = io.BytesIO()
-    with torch.no_grad():
+    # the exporter's notes on constant folding and instance-norm mode are not for users
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), buf, input_names=["image"],
                           output_names=["stylized"], opset_version=opset, dynamo=False,
                           dynamic_axes={"image": {2: "height", 3: "width"},
