@@ -34,14 +34,6 @@ class Frame:
     def __post_init__(self) -> None:
         check_image(self.image)
 
-    @property
-    def height(self) -> int:
-        return int(self.image.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.image.shape[1])
-
     def with_image(self, image: np.ndarray) -> Frame:
         """The same capture (index, timestamp) carrying a new picture."""
         return Frame(image=image, index=self.index, timestamp=self.timestamp)

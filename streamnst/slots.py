@@ -38,11 +38,6 @@ class LatestSlot(Generic[T]):
             self._fresh = False
             return self._item
 
-    def peek(self) -> T | None:
-        """The last item put, taken or not (e.g. to repeat the last good frame)."""
-        with self._cond:
-            return self._item
-
     def close(self) -> None:
         """Wake every waiter; further gets return what is left, then None."""
         with self._cond:

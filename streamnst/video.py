@@ -190,8 +190,3 @@ class VideoWriter:
             if self._src is not None:
                 self._src.close()
             self._out.close()
-
-
-def probe_fps(path: str | os.PathLike) -> Fraction:
-    with VideoReader(path) as reader:
-        return reader.fps
