@@ -21,6 +21,7 @@ from .atomic import atomic_path
 from .errors import InputError
 from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .imageio import is_image_path, read_image, resize_max_side, write_image
+from .stylizer import image_to_tensor, tensor_to_image
 from .training.losses import content_loss, gram, style_loss, tv_loss
 from .vgg import RELU_INDEX, VGGFeatures
 from .video import VideoReader, VideoWriter
@@ -67,14 +68,6 @@ class GatysSettings:
         return tuple(dict.fromkeys((*self.content_layers, *self.style_layers)))
 
 
-def _t(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    return (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0).to(device)
-
-
-def _img(t: torch.Tensor) -> np.ndarray:
-    return (t.detach()[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 IterCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -90,7 +83,7 @@ class Gatys:
             raise InputError(f"the loss network was built without layers {missing}")
         style = resize_max_side(style_image, s.style_size or s.resize)
         with torch.no_grad():
-            feats = self.vgg(_t(style, self.device))
+            feats = self.vgg(image_to_tensor(style, self.device))
         self.grams = {n: gram(feats[n]) for n in s.style_layers}
         self.flow = FlowEstimator(max_side=None, preset="medium")
 
@@ -116,7 +109,7 @@ class Gatys:
                  on_iter: IterCallback | None = None) -> np.ndarray:
         """Minimise the losses from `init` (1x3xHxW in [0,1]) for one frame."""
         s = self.settings
-        c = _t(content, self.device)
+        c = image_to_tensor(content, self.device)
         with torch.no_grad():
             content_feats = self.vgg(c)
         x = init.detach().clone().contiguous().requires_grad_(True)
@@ -147,13 +140,13 @@ class Gatys:
             with torch.no_grad():
                 x.clamp_(0, 1)
         self.last_history = history
-        return _img(x)
+        return tensor_to_image(x.detach())
 
     def stylize_image(self, content: np.ndarray, on_iter: IterCallback | None = None
                       ) -> np.ndarray:
         s = self.settings
         content = resize_max_side(content, s.resize)
-        c = _t(content, self.device)
+        c = image_to_tensor(content, self.device)
         init = c if s.init != "random" else self._noise(c)
         return self.optimise(content, init, s.first_iterations, on_iter=on_iter)
 
@@ -167,7 +160,7 @@ class Gatys:
         """One video frame; `prev_*` (already at the working size) carry the temporal term."""
         s = self.settings
         content = resize_max_side(content, s.resize)
-        c = _t(content, self.device)
+        c = image_to_tensor(content, self.device)
         if prev_out is None or prev_content is None:
             init = c if s.init != "random" else self._noise(c)
             return self.optimise(content, init, s.first_iterations, on_iter=on_iter)
@@ -175,7 +168,7 @@ class Gatys:
         f_cp = flow_to_tensor(self.flow(content, prev_content), self.device)
         f_pc = flow_to_tensor(self.flow(prev_content, content), self.device)
         mask = consistency_mask(f_cp, f_pc)
-        warped = warp(_t(prev_out, self.device), f_cp)
+        warped = warp(image_to_tensor(prev_out, self.device), f_cp)
         if s.init == "prev_warped":
             init = mask * warped + (1 - mask) * c
         elif s.init == "random":

@@ -21,11 +21,12 @@ import torch
 from .errors import InputError
 from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .frame import check_image
+from .stylizer import image_to_tensor
 from .video import VideoReader
 
 
 def _t(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    return image_to_tensor(image, torch.device("cpu"))
 
 
 def pair_warping_error(cur: np.ndarray, nxt: np.ndarray, mask: torch.Tensor,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import InputError
@@ -54,7 +53,3 @@ class CropSampler:
                 crop = crop.flip(-1)
             out[i] = crop
         return out
-
-
-def to_numpy_rgb(t: torch.Tensor) -> np.ndarray:
-    return (t.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()

@@ -27,8 +27,9 @@ from ..devices import autocast, parse_dtype, pick_device
 from ..errors import CheckpointError, InputError
 from ..imageio import contact_sheet, read_image, resize_max_side, write_image
 from ..models import UNet, run_padded
+from ..stylizer import image_to_tensor, tensor_to_image
 from ..vgg import VGGFeatures, load_vgg
-from .data import CropSampler, list_images, to_numpy_rgb
+from .data import CropSampler, list_images
 from .losses import (
     content_loss,
     gram,
@@ -207,8 +208,8 @@ class Trainer:
     # ----- losses --------------------------------------------------------------------
     @torch.no_grad()
     def _style_grams(self) -> dict[str, torch.Tensor]:
-        s = torch.from_numpy(self.style_rgb).permute(2, 0, 1)[None].float().div(255)
-        s = s.to(self.device, memory_format=self.memory_format)
+        s = image_to_tensor(self.style_rgb, self.device).contiguous(
+            memory_format=self.memory_format)
         feats = self.vgg(s)
         return {name: gram(feats[name]) for name in self.config.style_layers}
 
@@ -294,10 +295,10 @@ class Trainer:
         row = [self.style_rgb]
         for path in self.sample_files:
             img = resize_max_side(read_image(path), 320)
-            x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(self.device)
+            x = image_to_tensor(img, self.device)
             with autocast(self.device, self.dtype):
                 y = run_padded(self.net, x.contiguous(memory_format=self.memory_format))
-            row += [img, to_numpy_rgb(y[0].cpu())]
+            row += [img, tensor_to_image(y)]
         out = self.config.run_path / "samples" / f"step_{self.step:06d}.png"
         return write_image(out, contact_sheet([row], cell=320))
 
