@@ -30,3 +30,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_partials(target: str | os.PathLike) -> None:
+    """Delete temporary files a killed writer of `target` left (SIGKILL skips cleanup)."""
+    target = Path(target)
+    for tmp in target.parent.glob(f".{target.stem}.*.partial{target.suffix}"):
+        tmp.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, remove_partials
 from ..checkpoints import read_checkpoint_file, save_style
 from ..devices import autocast, parse_dtype, pick_device
 from ..errors import CheckpointError, InputError
@@ -340,6 +340,8 @@ class Trainer:
             on_step: Callable[[StepStats], None] | None = None) -> TrainResult:
         """Train to config.steps; Ctrl+C saves everything and returns interrupted=True."""
         self.config.run_path.mkdir(parents=True, exist_ok=True)
+        for target in (self.state_path, Path(self.config.out)):
+            remove_partials(target)
         if resume:
             self.load_state()
             self._trim_csv()
