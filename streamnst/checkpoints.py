@@ -177,6 +177,9 @@ def load_style(name_or_path: str | os.PathLike) -> StyleCheckpoint:
     )
 
 
+UNET_V1_SAMPLING = {"up": "nearest", "down": "stride"}
+
+
 def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
     version = data.get("version")
     if not isinstance(version, int) or version > VERSION:
@@ -185,6 +188,9 @@ def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
     arch, args = data.get("arch"), data.get("arch_args", {})
     if arch not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {arch!r}")
+    if arch == "unet" and isinstance(args, dict):
+        # files written before up/down were settings hold the first U-Net's sampling
+        args = {**UNET_V1_SAMPLING, **args}
     try:
         model = build_model(arch, **args)
     except (TypeError, ValueError) as exc:

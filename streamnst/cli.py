@@ -521,6 +521,10 @@ def train(style_image, data, out, run_dir, name, resume, style_layers, style_lay
 
 def _run_training(trainer, resume: bool) -> None:
     config = trainer.config
+    if not trainer.dist.is_main:  # torchrun: rank 0 reports for everyone
+        if trainer.run(resume=resume).interrupted:
+            sys.exit(130)
+        return
     with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console) as progress:

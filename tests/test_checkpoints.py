@@ -16,12 +16,24 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
                       training={"steps": 7, "style_weight": 3.0})
     ckpt = load_style(path)
     assert ckpt.name == "sunny" and ckpt.arch == "unet"
-    assert ckpt.arch_args == {"width": 4, "res_convs": 4, "norm": "batch"}
+    assert ckpt.arch_args == {"width": 4, "res_convs": 4, "norm": "batch", "up": "bilinear",
+                              "down": "pool"}
     assert ckpt.training["steps"] == 7
     assert torch.equal(ckpt.style["thumbnail"], thumb)
     for k, v in net.state_dict().items():
         assert torch.equal(ckpt.model.state_dict()[k], v)
     assert not ckpt.model.training
+
+
+def test_unet_files_from_before_the_sampling_settings_keep_their_architecture(tmp_path):
+    old = UNet(width=4, res_convs=2, up="nearest", down="stride")
+    old.config = {"width": 4, "res_convs": 2, "norm": "batch"}  # as the first release wrote
+    path = save_style(tmp_path / "old.pth", old, "unet", style={"name": "old"}, training={})
+    loaded = load_style(path).model
+    assert loaded.config["up"] == "nearest" and loaded.config["down"] == "stride"
+    old.eval()
+    x = torch.rand(1, 3, 16, 24)
+    assert torch.allclose(loaded(x), old(x))
 
 
 def test_pytorch_examples_state_dict_loads_with_old_keys(tmp_path):

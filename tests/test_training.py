@@ -214,3 +214,47 @@ def test_cli_errors(photos, random_vgg_file, tmp_path):
     r = run_cli("train", photos / "style.png", "--data", photos / "photos", "--out",
                 tmp_path / "x.pth", "--resume", "--vgg", random_vgg_file)
     assert_clean_error(r, "no training state to resume")
+
+
+def test_torchrun_ddp_averages_gradients_over_processes(photos, random_vgg_file):
+    """Two gloo processes with batch B take the same step as one process with batch 2B."""
+    common = ["--steps", "1", "--checkpoint-every", "1", "--num-samples", "0", "--norm", "none",
+              "--noise-weight", "0", "--motion-weight", "0", "--lr", "0.01"]
+
+    def run(out, batch, torchrun):
+        cmd = _train_cmd(photos, random_vgg_file, *common, "--batch", str(batch))
+        i = cmd.index("--out")
+        cmd[i + 1] = str(photos / out)
+        if torchrun:
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc-per-node", "2", "-m", "streamnst", *cmd[3:]]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return load_style(photos / out)
+
+    ddp = run("ddp.pth", 2, torchrun=True)
+    full = run("full.pth", 4, torchrun=False)
+    half = run("half.pth", 2, torchrun=False)
+    assert ddp.training["processes"] == 2 and full.training["processes"] == 1
+
+    def distance(a, b):
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        return sum(float((sa[k] - sb[k]).abs().sum()) for k in sa)
+
+    # the first Adam step moves every weight by ~lr * sign(gradient): the DDP weights
+    # match the full batch's and not those of rank 0's half alone
+    near, far = distance(ddp, full), distance(ddp, half)
+    assert near < 0.2 * far, (near, far)
+
+
+def test_tensorboard_logs_losses_and_sample_grids(photos):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = _config(photos, tensorboard=True)
+    Trainer(config, vgg=_vgg()).run()
+    events = EventAccumulator(str(config.run_path / "tensorboard")).Reload()
+    steps = [e.step for e in events.Scalars("loss/total")]
+    assert steps == list(range(1, config.steps + 1))
+    assert "loss/style" in events.Tags()["scalars"]
+    grids = events.Images("samples")
+    assert [g.step for g in grids] == [3, 6] and grids[0].width > grids[0].height

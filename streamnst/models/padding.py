@@ -16,8 +16,9 @@ def _pad_amounts(size: int, stride: int, margin: int) -> tuple[int, int]:
 
 def run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run `net` on Nx3xHxW of any size: reflect-pad to its stride and margin, crop back."""
-    stride = getattr(net, "STRIDE", 1)
-    margin = getattr(net, "MARGIN", 0)
+    inner = getattr(net, "module", net)  # a DistributedDataParallel wrapper's network
+    stride = getattr(inner, "STRIDE", 1)
+    margin = getattr(inner, "MARGIN", 0)
     h, w = x.shape[-2:]
     top, bottom = _pad_amounts(h, stride, margin)
     left, right = _pad_amounts(w, stride, margin)

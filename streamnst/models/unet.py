@@ -20,6 +20,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 NORMS = ("batch", "none", "instance")
+UPSAMPLING = ("bilinear", "nearest")
+DOWNSAMPLING = ("pool", "stride")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -34,14 +36,17 @@ class ConvBlock(nn.Module):
     """conv3x3 -> norm -> ReLU (the norm folds away at inference when it is batch norm)."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1, norm: str = "batch",
-                 act: bool = True, pad: str = "zeros") -> None:
+                 act: bool = True, pad: str = "zeros", pool: bool = False) -> None:
         super().__init__()
+        # pool: average 2x2 before a stride-1 conv instead of a stride-2 conv; the low-pass
+        # keeps the network from aliasing into patterns locked to the stride grid
+        self.pool = nn.AvgPool2d(2) if pool else nn.Identity()
         self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, padding_mode=pad)
         self.norm = _norm(norm, cout)
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
+        return self.act(self.norm(self.conv(self.pool(x))))
 
     def fuse(self) -> None:
         """Fold an eval-mode batch norm into the conv (no cost at inference)."""
@@ -70,28 +75,36 @@ class UNet(nn.Module):
     STRIDE = 8
     MARGIN = 8  # reflect-padded border the network may spoil, cropped afterwards
 
-    def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch") -> None:
+    def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch",
+                 up: str = "bilinear", down: str = "pool") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if res_convs < 2 or res_convs % 2:
             raise ValueError(f"res_convs must be an even number >= 2, got {res_convs}")
+        if up not in UPSAMPLING:
+            raise ValueError(f"up must be one of {UPSAMPLING}, got {up!r}")
+        if down not in DOWNSAMPLING:
+            raise ValueError(f"down must be one of {DOWNSAMPLING}, got {down!r}")
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         c1, c2, c3 = width, 2 * width, 4 * width
-        self.config = {"width": width, "res_convs": res_convs, "norm": norm}
-        self.down1 = ConvBlock(3, c1, stride=2, norm=norm)
-        self.down2 = ConvBlock(c1, c2, stride=2, norm=norm)
-        self.down3 = ConvBlock(c2, c3, stride=2, norm=norm, pad="reflect")
+        self.config = {"width": width, "res_convs": res_convs, "norm": norm, "up": up,
+                       "down": down}
+        self.up_mode = up
+        pool = down == "pool"
+        stride = 1 if pool else 2
+        self.down1 = ConvBlock(3, c1, stride=stride, norm=norm, pool=pool)
+        self.down2 = ConvBlock(c1, c2, stride=stride, norm=norm, pool=pool)
+        self.down3 = ConvBlock(c2, c3, stride=stride, norm=norm, pad="reflect", pool=pool)
         self.res = nn.Sequential(*[ResidualBlock(c3, norm) for _ in range(res_convs // 2)])
         self.up1 = ConvBlock(c3 + c2, c2, norm=norm, pad="reflect")
         self.up2 = ConvBlock(c2 + c1, c1, norm=norm)
         self.up3 = ConvBlock(c1 + 3, c1, norm="none")
         self.out = nn.Conv2d(c1, 3, 3, padding=1)
 
-    @staticmethod
-    def _up(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    def _up(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode=self.up_mode)
         return torch.cat([x, skip], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import atomic_path, remove_partials
 from ..checkpoints import read_checkpoint_file, save_style
@@ -29,6 +29,7 @@ from ..imageio import contact_sheet, read_image, resize_max_side, write_image
 from ..models import UNet, run_padded
 from ..stylizer import image_to_tensor, tensor_to_image
 from ..vgg import VGGFeatures, load_vgg
+from . import distributed
 from .data import CropSampler, list_images
 from .losses import (
     content_loss,
@@ -44,8 +45,8 @@ from .losses import (
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
 # settings that must not change when a run is resumed
-_FIXED_ON_RESUME = ("width", "res_convs", "norm", "size", "batch", "style_size", "seed",
-                    "content_layer", "style_layers")
+_FIXED_ON_RESUME = ("width", "res_convs", "norm", "up", "down", "size", "batch",
+                    "style_size", "seed", "content_layer", "style_layers")
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,12 @@ class TrainConfig:
     width: int = 16
     res_convs: int = 10
     norm: str = "batch"
+    up: str = "bilinear"
+    down: str = "pool"
     clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 200
+    tensorboard: bool = False
     num_samples: int = 3
     device: str = "auto"
     dtype: str = "auto"
@@ -144,7 +148,8 @@ def _pick_samples(files: list[Path], count: int) -> list[Path]:
 class Trainer:
     def __init__(self, config: TrainConfig, vgg: VGGFeatures | None = None) -> None:
         self.config = config
-        self.device = pick_device(config.device)
+        self.dist = distributed.from_env()
+        self.device = distributed.setup(self.dist, pick_device(config.device))
         self.dtype = parse_dtype(config.dtype, self.device)
         if self.dtype == torch.float16:
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -160,8 +165,14 @@ class Trainer:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.memory_format = fmt
         self.vgg = self.vgg.to(memory_format=fmt)
-        self.net = UNet(config.width, config.res_convs, config.norm).to(self.device,
-                                                                         memory_format=fmt)
+        with torch.random.fork_rng(devices=[]):  # same seed, same start, every process
+            torch.manual_seed(config.seed)
+            net = UNet(config.width, config.res_convs, config.norm, config.up, config.down)
+        self.net = net.to(self.device, memory_format=fmt)
+        # under torchrun the DDP wrapper averages gradients; its buffers (batch-norm
+        # statistics) follow rank 0, which is the process that saves
+        self.model: nn.Module = (DistributedDataParallel(self.net) if self.dist.enabled
+                                 else self.net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.dtype == torch.float16)
@@ -170,6 +181,7 @@ class Trainer:
         self.style_grams = self._style_grams()
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
+        self.board = _open_board(config) if config.tensorboard and self.dist.is_main else None
 
     # ----- state ---------------------------------------------------------------------
     @property
@@ -179,7 +191,8 @@ class Trainer:
     def save_state(self) -> None:
         state = {"format": STATE_FORMAT, "version": 1, "config": asdict(self.config),
                  "step": self.step, "model": self.net.state_dict(),
-                 "optimizer": self.opt.state_dict(), "generator": self.gen.get_state()}
+                 "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
+                 "processes": self.dist.world}
         with atomic_path(self.state_path) as tmp:
             torch.save(state, tmp)
 
@@ -200,6 +213,11 @@ class Trainer:
             if mine != theirs:
                 raise CheckpointError(f"{path}: was trained with {key}={theirs!r}, not {mine!r}; "
                                       "use the same setting or a new --run-dir")
+        processes = int(state.get("processes", 1))
+        if processes != self.dist.world:
+            raise CheckpointError(f"{path}: was trained by {processes} process(es), not "
+                                  f"{self.dist.world}; resume with the same torchrun "
+                                  "--nproc-per-node")
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
@@ -225,7 +243,7 @@ class Trainer:
             views.append(moved)
         inp = torch.cat(views).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
-            outs = run_padded(self.net, inp).split(n)
+            outs = run_padded(self.model, inp).split(n)
             y = outs[0]
             fy = self.vgg(y)
             with torch.no_grad():
@@ -253,11 +271,23 @@ class Trainer:
             return self.config.lr
         return self.config.lr * (1.0 - 0.9 * (step - start) / max(1.0, total - start))
 
+    def _local_batch(self) -> torch.Tensor:
+        """This process's slice of the global batch. Every process draws the whole
+        batch from the same generator, so all stay in step and one saved generator
+        state resumes them all."""
+        b, info = self.config.batch, self.dist
+        full = self.sampler.batch(b * info.world, self.gen)
+        return full[info.rank * b:(info.rank + 1) * b]
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch * self.dist.world
+
     def train_step(self) -> dict[str, float]:
         self.net.train()
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
-        x = self.sampler.batch(self.config.batch, self.gen).to(self.device)
+        x = self._local_batch().to(self.device)
         terms = self.losses(x)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(terms["total"]).backward()
@@ -281,8 +311,8 @@ class Trainer:
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
                     if k not in ("out", "run_dir", "device", "data", "vgg")}
         training.update(step=self.step, vgg=self.vgg.convention,
-                        data=Path(c.data).name)
-        net = UNet(c.width, c.res_convs, c.norm)
+                        data=Path(c.data).name, processes=self.dist.world)
+        net = UNet(c.width, c.res_convs, c.norm, c.up, c.down)
         net.load_state_dict(self.net.state_dict())
         return save_style(c.out, net, "unet", style=style, training=training)
 
@@ -324,6 +354,15 @@ class Trainer:
             csv.writer(f).writerows(kept)
 
     def checkpoint(self) -> list[Path]:
+        """Rank 0 writes state, style, snapshot and samples; the others wait for it."""
+        if not self.dist.is_main:
+            distributed.barrier(self.dist)
+            return []
+        paths = self._write_checkpoint()
+        distributed.barrier(self.dist)
+        return paths
+
+    def _write_checkpoint(self) -> list[Path]:
         self.save_state()
         paths = [self.save_checkpoint()]
         # keep every checkpoint's style (small) so the best-looking one can be picked
@@ -333,34 +372,70 @@ class Trainer:
         grid = self.sample_grid()
         if grid:
             paths.append(grid)
+            if self.board:
+                self.board.add_image("samples", read_image(grid), self.step, dataformats="HWC")
+        if self.board:
+            self.board.flush()
         return paths
 
     # ----- loop ----------------------------------------------------------------------
     def run(self, resume: bool = False,
             on_step: Callable[[StepStats], None] | None = None) -> TrainResult:
         """Train to config.steps; Ctrl+C saves everything and returns interrupted=True."""
-        self.config.run_path.mkdir(parents=True, exist_ok=True)
-        for target in (self.state_path, Path(self.config.out)):
-            remove_partials(target)
+        main = self.dist.is_main
+        if main:
+            self.config.run_path.mkdir(parents=True, exist_ok=True)
+            for target in (self.state_path, Path(self.config.out)):
+                remove_partials(target)
+        distributed.barrier(self.dist)
         if resume:
             self.load_state()
-            self._trim_csv()
+            if main:
+                self._trim_csv()
             log.info("resumed %s at step %d", self.state_path, self.step)
         samples: list[Path] = []
+        saved_at = -1
         try:
             while self.step < self.config.steps:
                 t0 = time.perf_counter()
                 losses = self.train_step()
                 dt = time.perf_counter() - t0
-                stats = StepStats(self.step, losses, self.config.batch / dt, dt)
-                self._log_csv(stats)
+                stats = StepStats(self.step, losses, self.global_batch / dt, dt)
+                if main:
+                    self._log_csv(stats)
+                    if self.board:
+                        _board_step(self.board, stats)
                 if on_step:
                     on_step(stats)
                 if self.step % self.config.checkpoint_every == 0:
                     samples += self.checkpoint()[1:]
+                    saved_at = self.step
         except KeyboardInterrupt:
-            self.checkpoint()
+            # under torchrun the other processes may be inside a collective: no barrier
+            if main:
+                self._write_checkpoint()
+            if self.board:
+                self.board.close()
             return TrainResult(self.step, True, Path(self.config.out), samples)
-        if self.step % self.config.checkpoint_every or not os.path.exists(self.config.out):
+        if saved_at != self.step:
             samples += self.checkpoint()[1:]
+        distributed.teardown(self.dist)
+        if self.board:
+            self.board.close()
         return TrainResult(self.step, False, Path(self.config.out), samples)
+
+
+def _open_board(config: TrainConfig):
+    """A TensorBoard writer in RUN_DIR/tensorboard (`tensorboard --logdir RUN_DIR`)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("--tensorboard needs the tensorboard package: "
+                         "pip install 'streamnst[tensorboard]'") from None
+    return SummaryWriter(str(config.run_path / "tensorboard"))
+
+
+def _board_step(board, stats: StepStats) -> None:
+    for name, value in stats.losses.items():
+        board.add_scalar(f"loss/{name}", value, stats.step)
+    board.add_scalar("images_per_s", stats.images_per_s, stats.step)
