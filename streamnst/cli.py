@@ -482,7 +482,7 @@ def _train_options(f):
 @click.option("--name", default="", help="Style name (default: the image's file name).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly.")
 @click.option("--style-layers", default="relu1_2,relu2_2,relu3_3,relu4_3", show_default=True)
-@click.option("--style-layer-weights", default="1,1,1,1", show_default=True)
+@click.option("--style-layer-weights", default="1,1,1,0.5", show_default=True)
 @click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="VGG16 weights file (default: torch hub cache, then 'fetch-vgg' cache).")
 @click.option("--device", default="auto", show_default=True)

@@ -56,13 +56,13 @@ class TrainConfig:
     out: str
     run_dir: str = ""
     name: str = ""
-    steps: int = 4000
+    steps: int = 3000
     size: int = 192
     batch: int = 4
-    style_size: int = 256
+    style_size: int = 384
     lr: float = 2e-3
     content_weight: float = 1.0
-    style_weight: float = 3.0
+    style_weight: float = 1.5
     tv_weight: float = 0.0
     noise_weight: float = 10.0
     noise_fraction: float = 0.05
@@ -71,7 +71,7 @@ class TrainConfig:
     motion_shift: float = 8.0
     content_layer: str = "relu2_2"
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 0.5)
     width: int = 16
     res_convs: int = 10
     norm: str = "batch"
