@@ -58,17 +58,23 @@ def _vgg() -> VGGFeatures:
 
 
 def test_loss_decreases(photos):
-    t = Trainer(_config(photos, steps=40, noise_weight=0, motion_weight=0), vgg=_vgg())
+    # a random VGG's content features are touchy: a light content weight lets style lead
+    t = Trainer(_config(photos, steps=40, noise_weight=0, motion_weight=0, content_weight=0.2),
+                vgg=_vgg())
     fixed = t.sampler.batch(4, torch.Generator().manual_seed(9))
 
-    def loss() -> float:
+    def losses() -> dict[str, float]:
         with torch.no_grad():
-            return float(t.losses(fixed)["total"])
+            return {k: float(v) for k, v in t.losses(fixed).items()}
 
-    before = loss()
+    # the network starts near the identity (content loss ~0): training trades some
+    # content for more style
+    before = losses()
     for _ in range(40):
         t.train_step()
-    assert loss() < 0.95 * before
+    after = losses()
+    assert after["style"] < 0.8 * before["style"], (before, after)
+    assert after["total"] < 0.85 * before["total"], (before, after)
 
 
 def test_checkpoint_loads_and_has_training_metadata(photos):
