@@ -21,15 +21,16 @@ from streamnst.stylizer import Stylizer, StylizerSettings
 from streamnst.temporal import BlendSettings
 
 
-def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float) -> dict:
-    stylizer = Stylizer(style, StylizerSettings(scale=scale))
+def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float,
+        threads: int | None = None) -> dict:
+    stylizer = Stylizer(style, StylizerSettings(scale=scale, threads=threads))
     with tempfile.TemporaryDirectory() as tmp:
         out = NullSink() if sink == "null" else FileSink(Path(tmp) / "live.mp4")
         pipe = Pipeline(VideoFileSource(clip), stylizer, [out], BlendSettings(mode=blend),
                         duration=seconds)
         summary = pipe.run()
     summary.update(clip=clip.name, size=list(VideoFileSource(clip).size), sink=sink,
-                   seconds=seconds)
+                   seconds=seconds, threads=threads or "default")
     return summary
 
 
@@ -41,14 +42,17 @@ def main() -> None:
     parser.add_argument("--blend", action="append", default=None)
     parser.add_argument("--sink", default="file", choices=["file", "null"])
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, action="append", default=None,
+                        help="torch threads to compare (default: torch's choice)")
     args = parser.parse_args()
-    for blend in args.blend or ["flow", "off"]:
-        s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
-                args.scale)
-        keep = ("clip", "size", "blend", "sink", "frames_out", "fps", "latency_p50_ms",
-                "latency_p95_ms", "infer_ms_median", "dropped", "captured", "rss_mb_start",
-                "rss_mb_end", "dtype")
-        print(json.dumps({k: s[k] for k in keep}), flush=True)
+    for threads in args.threads or [None]:
+        for blend in args.blend or ["flow", "off"]:
+            s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
+                    args.scale, threads)
+            keep = ("clip", "size", "blend", "sink", "threads", "frames_out", "fps",
+                    "latency_p50_ms", "latency_p95_ms", "infer_ms_median", "dropped",
+                    "captured", "rss_mb_start", "rss_mb_end", "dtype")
+            print(json.dumps({k: s[k] for k in keep}), flush=True)
 
 
 if __name__ == "__main__":
