@@ -109,6 +109,9 @@ class TrainConfig:
     def style_name(self) -> str:
         return self.name or Path(self.style_image).stem
 
+    def new_network(self) -> UNet:
+        return UNet(self.width, self.res_convs, self.norm, self.up, self.down)
+
     def replace(self, **changes) -> TrainConfig:
         data = asdict(self)
         data.update(changes)
@@ -154,8 +157,10 @@ class Trainer:
         if self.dtype == torch.float16:
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         files = list_images(config.data)
-        self.sample_files = _pick_samples(files, config.num_samples)
-        train_files = [f for f in files if f not in set(self.sample_files)]
+        sample_files = _pick_samples(files, config.num_samples)
+        train_files = [f for f in files if f not in set(sample_files)]
+        # decoded once: every checkpoint's sample grid shows the same held-out photos
+        self.sample_images = [resize_max_side(read_image(p), 320) for p in sample_files]
         self.sampler = CropSampler(train_files, config.size)
         style = read_image(config.style_image)
         self.style_rgb = resize_max_side(style, config.style_size)
@@ -167,7 +172,7 @@ class Trainer:
         self.vgg = self.vgg.to(memory_format=fmt)
         with torch.random.fork_rng(devices=[]):  # same seed, same start, every process
             torch.manual_seed(config.seed)
-            net = UNet(config.width, config.res_convs, config.norm, config.up, config.down)
+            net = config.new_network()
         self.net = net.to(self.device, memory_format=fmt)
         # under torchrun the DDP wrapper averages gradients; its buffers (batch-norm
         # statistics) follow rank 0, which is the process that saves
@@ -312,25 +317,23 @@ class Trainer:
                     if k not in ("out", "run_dir", "device", "data", "vgg")}
         training.update(step=self.step, vgg=self.vgg.convention,
                         data=Path(c.data).name, processes=self.dist.world)
-        net = UNet(c.width, c.res_convs, c.norm, c.up, c.down)
+        net = c.new_network()
         net.load_state_dict(self.net.state_dict())
         return save_style(c.out, net, "unet", style=style, training=training)
 
     @torch.no_grad()
-    def sample_grid(self) -> Path | None:
-        """PNG: the painting, then each held-out photo beside its stylisation."""
-        if not self.sample_files:
+    def sample_sheet(self) -> np.ndarray | None:
+        """The painting, then each held-out photo beside its stylisation (RGB)."""
+        if not self.sample_images:
             return None
         self.net.eval()
         row = [self.style_rgb]
-        for path in self.sample_files:
-            img = resize_max_side(read_image(path), 320)
+        for img in self.sample_images:
             x = image_to_tensor(img, self.device)
             with autocast(self.device, self.dtype):
                 y = run_padded(self.net, x.contiguous(memory_format=self.memory_format))
             row += [img, tensor_to_image(y)]
-        out = self.config.run_path / "samples" / f"step_{self.step:06d}.png"
-        return write_image(out, contact_sheet([row], cell=320))
+        return contact_sheet([row], cell=320)
 
     def _log_csv(self, stats: StepStats) -> None:
         path = self.config.run_path / "losses.csv"
@@ -355,10 +358,7 @@ class Trainer:
 
     def checkpoint(self) -> list[Path]:
         """Rank 0 writes state, style, snapshot and samples; the others wait for it."""
-        if not self.dist.is_main:
-            distributed.barrier(self.dist)
-            return []
-        paths = self._write_checkpoint()
+        paths = self._write_checkpoint() if self.dist.is_main else []
         distributed.barrier(self.dist)
         return paths
 
@@ -369,11 +369,12 @@ class Trainer:
         snapshot = self.config.run_path / "styles" / f"step_{self.step:06d}.pth"
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths[0], snapshot)
-        grid = self.sample_grid()
-        if grid:
-            paths.append(grid)
+        sheet = self.sample_sheet()
+        if sheet is not None:
+            out = self.config.run_path / "samples" / f"step_{self.step:06d}.png"
+            paths.append(write_image(out, sheet))
             if self.board:
-                self.board.add_image("samples", read_image(grid), self.step, dataformats="HWC")
+                self.board.add_image("samples", sheet, self.step, dataformats="HWC")
         if self.board:
             self.board.flush()
         return paths
@@ -410,20 +411,18 @@ class Trainer:
                 if self.step % self.config.checkpoint_every == 0:
                     samples += self.checkpoint()[1:]
                     saved_at = self.step
+            if saved_at != self.step:
+                samples += self.checkpoint()[1:]
         except KeyboardInterrupt:
             # under torchrun the other processes may be inside a collective: no barrier
             if main:
                 self._write_checkpoint()
+            return TrainResult(self.step, True, Path(self.config.out), samples)
+        finally:
             if self.board:
                 self.board.close()
-            return TrainResult(self.step, True, Path(self.config.out), samples)
-        if saved_at != self.step:
-            samples += self.checkpoint()[1:]
-        distributed.teardown(self.dist)
-        if self.board:
-            self.board.close()
+            distributed.teardown(self.dist)
         return TrainResult(self.step, False, Path(self.config.out), samples)
-
 
 def _open_board(config: TrainConfig):
     """A TensorBoard writer in RUN_DIR/tensorboard (`tensorboard --logdir RUN_DIR`)."""
