@@ -85,18 +85,31 @@ def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interp)
 
 
-def contact_sheet(rows: list[list[np.ndarray]], cell: int = 256, gap: int = 4) -> np.ndarray:
-    """Tile images (each fitted into a cell x cell box) into one RGB sheet, row by row."""
+def contact_sheet(rows: list[list[np.ndarray]], cell: int | tuple[int, int] = 256,
+                  gap: int = 4, captions: list[list[str]] | None = None) -> np.ndarray:
+    """Tile images, each fitted into a cell (a square side or (width, height)), row by row
+    into one RGB sheet; captions[i][j], where given, is written on image j of row i."""
+    cw, ch = (cell, cell) if isinstance(cell, int) else cell
     ncols = max(len(r) for r in rows)
-    sheet = np.full((len(rows) * (cell + gap) + gap, ncols * (cell + gap) + gap, 3), 255,
+    sheet = np.full((len(rows) * (ch + gap) + gap, ncols * (cw + gap) + gap, 3), 255,
                     np.uint8)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             h, w = img.shape[:2]
-            s = cell / max(h, w)
+            s = min(cw / w, ch / h)
             small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
                                interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            y = gap + i * (cell + gap) + (cell - small.shape[0]) // 2
-            x = gap + j * (cell + gap) + (cell - small.shape[1]) // 2
+            if captions and i < len(captions) and j < len(captions[i]) and captions[i][j]:
+                _caption(small, captions[i][j])
+            y = gap + i * (ch + gap) + (ch - small.shape[0]) // 2
+            x = gap + j * (cw + gap) + (cw - small.shape[1]) // 2
             sheet[y:y + small.shape[0], x:x + small.shape[1]] = small
     return sheet
+
+
+def _caption(image: np.ndarray, text: str) -> None:
+    """Black text on a white box in the top-left corner, in place."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), _ = cv2.getTextSize(text, font, 0.5, 1)
+    cv2.rectangle(image, (0, 0), (tw + 8, th + 10), (255, 255, 255), -1)
+    cv2.putText(image, text, (4, th + 4), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)

@@ -4,6 +4,7 @@ Prints one JSON summary per configuration (fps, p50/p95 capture-to-sink latency,
 RSS at start and end). Run on a quiet machine; the numbers are medians of one run.
 
     python tools/live_bench.py CLIP [--seconds 60] [--blend flow --blend off] [--sink null]
+        [--scale 1.0 --scale 0.5] [--threads 2 --threads 1] [--rss-every 60]
 """
 
 from __future__ import annotations
@@ -11,26 +12,38 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from streamnst.demo import resolve_media
-from streamnst.pipeline import Pipeline
+from streamnst.pipeline import Pipeline, rss_mb
 from streamnst.sinks import FileSink, NullSink
 from streamnst.sources import VideoFileSource
 from streamnst.stylizer import Stylizer, StylizerSettings
 from streamnst.temporal import BlendSettings
 
 
+def sample_rss(pipe: Pipeline, every: float) -> None:
+    """Print RSS every `every` seconds while the pipeline runs (memory-growth check)."""
+    t0 = time.monotonic()
+    while not pipe.done.wait(every):
+        print(json.dumps({"t_s": round(time.monotonic() - t0), "rss_mb": round(rss_mb(), 1),
+                          "frames_out": pipe.stats.frames_out}), flush=True)
+
+
 def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float,
-        threads: int | None = None) -> dict:
+        threads: int | None = None, rss_every: float | None = None) -> dict:
     stylizer = Stylizer(style, StylizerSettings(scale=scale, threads=threads))
     with tempfile.TemporaryDirectory() as tmp:
         out = NullSink() if sink == "null" else FileSink(Path(tmp) / "live.mp4")
         pipe = Pipeline(VideoFileSource(clip), stylizer, [out], BlendSettings(mode=blend),
                         duration=seconds)
+        if rss_every:
+            threading.Thread(target=sample_rss, args=(pipe, rss_every), daemon=True).start()
         summary = pipe.run()
     summary.update(clip=clip.name, size=list(VideoFileSource(clip).size), sink=sink,
-                   seconds=seconds, threads=threads or "default")
+                   seconds=seconds, threads=threads or "default", scale=scale)
     return summary
 
 
@@ -41,18 +54,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--blend", action="append", default=None)
     parser.add_argument("--sink", default="file", choices=["file", "null"])
-    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--scale", type=float, action="append", default=None,
+                        help="internal stylise scales to compare (default 1.0)")
     parser.add_argument("--threads", type=int, action="append", default=None,
                         help="torch threads to compare (default: torch's choice)")
+    parser.add_argument("--rss-every", type=float, default=None,
+                        help="also print RSS every this many seconds during each run")
     args = parser.parse_args()
+    keep = ("clip", "size", "blend", "sink", "threads", "scale", "frames_out", "fps",
+            "latency_p50_ms", "latency_p95_ms", "infer_ms_median", "dropped", "captured",
+            "rss_mb_start", "rss_mb_end", "dtype")
     for threads in args.threads or [None]:
-        for blend in args.blend or ["flow", "off"]:
-            s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
-                    args.scale, threads)
-            keep = ("clip", "size", "blend", "sink", "threads", "frames_out", "fps",
-                    "latency_p50_ms", "latency_p95_ms", "infer_ms_median", "dropped",
-                    "captured", "rss_mb_start", "rss_mb_end", "dtype")
-            print(json.dumps({k: s[k] for k in keep}), flush=True)
+        for scale in args.scale or [1.0]:
+            for blend in args.blend or ["flow", "off"]:
+                s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
+                        scale, threads, args.rss_every)
+                print(json.dumps({k: s[k] for k in keep}), flush=True)
 
 
 if __name__ == "__main__":
