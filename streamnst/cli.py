@@ -21,6 +21,9 @@ from rich.table import Table
 
 from .errors import StreamNSTError
 
+# the live filter stylises at most 640 px wide (360p): a 720p camera costs what 360p does
+LIVE_MAX_SIDE = 640
+
 console = Console(stderr=True)
 out = Console()
 
@@ -50,6 +53,10 @@ def stylizer_options(f):
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")(f)
     f = click.option("--scale", default=1.0, show_default=True, type=float,
                      help="Stylise at this fraction of the frame size (0.1-1), resize back.")(f)
+    f = click.option("--max-side", default=None, type=click.IntRange(min=0),
+                     help="Longest side the network works at; bigger frames are stylised "
+                          f"smaller and resized back (live: {LIVE_MAX_SIDE} by default; "
+                          "0 or unset elsewhere: no cap).")(f)
     f = click.option("--threads", default=None, type=int, help="CPU threads for inference.")(f)
     f = click.option("--backend", default="torch", show_default=True,
                      type=click.Choice(["torch", "onnx"]),
@@ -57,12 +64,12 @@ def stylizer_options(f):
     return f
 
 
-def make_stylizer(style, device, dtype, scale, threads, backend="torch"):
+def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None):
     from .checkpoints import DEFAULT_STYLE
     from .stylizer import Stylizer, StylizerSettings
 
     settings = StylizerSettings(device=device, dtype=dtype, scale=scale, threads=threads,
-                                backend=backend)
+                                backend=backend, max_side=max_side or None)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 
@@ -83,7 +90,7 @@ def blend_options(f):
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Stop a video after this many frames.")
 @blend_options
-def stylize(input_path, output_path, style, device, dtype, scale, threads, backend,
+def stylize(input_path, output_path, style, device, dtype, scale, max_side, threads, backend,
             overwrite, max_frames, blend, strength):
     """Stylise an image or a video file (H.264 mp4 out, audio and frame rate kept).
 
@@ -97,7 +104,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, threads, backe
 
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
     blender = Blender(BlendSettings(mode=blend, strength=strength))
-    stylizer = make_stylizer(style, device, dtype, scale, threads, backend)
+    stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side)
 
     def process(image):
         return blender(image, stylizer.stylize(image))
@@ -147,8 +154,8 @@ def stylize(input_path, output_path, style, device, dtype, scale, threads, backe
 @click.option("--port", default=8080, show_default=True, type=int, help="WebRTC server port.")
 @click.option("--max-viewers", default=4, show_default=True, type=click.IntRange(min=1),
               help="WebRTC viewer limit.")
-def live(source_spec, outputs, style, device, dtype, scale, threads, backend, blend, strength,
-         max_frames, duration, overwrite, as_json, host, port, max_viewers):
+def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, backend, blend,
+         strength, max_frames, duration, overwrite, as_json, host, port, max_viewers):
     """Run the live filter: capture, stylise, blend, and send to every output.
 
     Example: streamnst live --source webcam --output vcam --style great_wave
@@ -174,10 +181,12 @@ def live(source_spec, outputs, style, device, dtype, scale, threads, backend, bl
             sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers))
         else:
             sinks.append(open_sink(spec, overwrite=overwrite))
-    stylizer = make_stylizer(style, device, dtype, scale, threads, backend)
+    max_side = LIVE_MAX_SIDE if max_side is None else max_side
+    stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side)
 
     def factory(name):
-        return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend)
+        return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend,
+                             max_side)
 
     pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory)
     for sink in sinks:

@@ -277,6 +277,7 @@ class Pipeline:
             "blend": self.blender.settings.mode,
             "strength": self.blender.settings.strength,
             "scale": self.stylizer.settings.scale,
+            "max_side": self.stylizer.settings.max_side,
             "device": str(self.stylizer.device),
             "dtype": self.stylizer.dtype_name,
             "sinks": {sink.name: {"sent": sink.sent, "dropped": sink.dropped}

@@ -32,6 +32,9 @@ class StylizerSettings:
     dtype: str = "auto"
     channels_last: str = "auto"  # auto | on | off
     scale: float = 1.0  # stylise at this fraction of the input size, resize back
+    # cap on the longer side the network works at (scale shrinks further for big frames):
+    # cost grows with pixels, and the brush strokes keep the size they were trained at
+    max_side: int | None = None
     threads: int | None = None
     backend: str = "torch"  # torch | onnx (ONNX Runtime, fp32)
 
@@ -40,6 +43,8 @@ class StylizerSettings:
             raise InputError(f"scale must be between 0.1 and 1.0, got {self.scale}")
         if self.channels_last not in ("auto", "on", "off"):
             raise InputError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
+        if self.max_side is not None and self.max_side < 16:
+            raise InputError(f"max side must be at least 16 pixels, got {self.max_side}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
         if self.backend not in ("torch", "onnx"):
@@ -106,13 +111,18 @@ class Stylizer:
         return {"style": self.name, "arch": self.checkpoint.arch, "backend": self.settings.backend,
                 "device": str(self.device),
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
-                "scale": self.settings.scale}
+                "scale": self.settings.scale, "max_side": self.settings.max_side}
+
+    def scale_for(self, h: int, w: int) -> float:
+        """The scale a frame of this size is stylised at: `scale`, capped by `max_side`."""
+        cap = self.settings.max_side
+        return min(self.settings.scale, 1.0 if cap is None else cap / max(h, w))
 
     @torch.inference_mode()
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Nx3xHxW float in [0, 1] on self.device -> same shape, float32."""
         h, w = x.shape[-2:]
-        scale = self.settings.scale
+        scale = self.scale_for(h, w)
         if scale < 1.0:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)

@@ -237,6 +237,7 @@ def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     for key in ("frames_out", "fps", "latency_p50_ms", "latency_p95_ms", "dropped"):
         assert key in summary
     assert summary["frames_out"] > 10
+    assert summary["max_side"] == 640  # the live default working-size cap
     text = " ".join(r.stderr.split())
     if sys.platform.startswith("linux"):
         assert "v4l2loopback" in text and "exclusive_caps=1" in text

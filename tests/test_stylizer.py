@@ -43,6 +43,19 @@ def test_internal_scale_returns_full_size(tiny_style):
     assert out.shape == (60, 80, 3)
 
 
+def test_max_side_caps_the_working_size(tiny_style):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    capped = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32", max_side=40))
+    half = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32", scale=0.5))
+    full = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32"))
+    assert capped.scale_for(60, 80) == 0.5 and capped.scale_for(20, 30) == 1.0
+    out = capped.stylize(img)
+    assert out.shape == img.shape
+    assert np.array_equal(out, half.stylize(img))
+    assert not np.array_equal(out, full.stylize(img))
+
+
 def test_frame_keeps_index_and_timestamp(tiny_style):
     s = Stylizer(tiny_style, StylizerSettings(device="cpu"))
     f = Frame(np.zeros((16, 16, 3), np.uint8), index=5, timestamp=12.5)
