@@ -29,15 +29,17 @@ def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torc
         return torch.stack([xs, ys], dim=0).unsqueeze(0)
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
-    """Backward-warp NxCxHxW `image` by Nx2xHxW `flow`: out(p) = image(p + flow(p))."""
+def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
+         mode: str = "bilinear") -> torch.Tensor:
+    """Backward-warp NxCxHxW `image` by Nx2xHxW `flow`: out(p) = image(p + flow(p)).
+    `mode`: bilinear, or bicubic (sharper when a picture is warped again and again)."""
     n, _, h, w = image.shape
     pos = _base_grid(h, w, flow.device, flow.dtype) + flow
     # normalise to [-1, 1] with align_corners=True: pixel centres at the ends
     norm = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=pos.dtype,
                         device=pos.device).view(1, 2, 1, 1)
     grid = (pos * norm - 1.0).permute(0, 2, 3, 1).to(image.dtype)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode,
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode,
                          align_corners=True)
 
 
