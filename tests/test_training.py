@@ -2,6 +2,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -83,6 +84,9 @@ def test_checkpoint_loads_and_has_training_metadata(photos):
     ckpt = load_style(result.checkpoint)
     assert ckpt.arch == "unet" and ckpt.arch_args["width"] == 4
     assert ckpt.training["step"] == 3 and ckpt.training["noise_weight"] == cfg.noise_weight
+    # names, not this machine's paths
+    assert ckpt.training["style_image"] == Path(cfg.style_image).name
+    assert ckpt.training["data"] == Path(cfg.data).name
     assert ckpt.style["thumbnail"].dtype == torch.uint8
     assert result.samples and result.samples[0].suffix == ".png"
     assert (cfg.run_path / "losses.csv").read_text().count("\n") == 4

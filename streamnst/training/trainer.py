@@ -56,7 +56,7 @@ class TrainConfig:
     out: str
     run_dir: str = ""
     name: str = ""
-    steps: int = 3000
+    steps: int = 1000
     size: int = 192
     batch: int = 4
     style_size: int = 384
@@ -315,8 +315,9 @@ class Trainer:
                  "thumbnail": self.thumbnail()}
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
                     if k not in ("out", "run_dir", "device", "data", "vgg")}
-        training.update(step=self.step, vgg=self.vgg.convention,
-                        data=Path(c.data).name, processes=self.dist.world)
+        # file and folder names only: a checkpoint travels, the trainer's paths do not
+        training.update(step=self.step, vgg=self.vgg.convention, processes=self.dist.world,
+                        data=Path(c.data).name, style_image=Path(c.style_image).name)
         net = c.new_network()
         net.load_state_dict(self.net.state_dict())
         return save_style(c.out, net, "unet", style=style, training=training)
