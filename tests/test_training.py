@@ -163,7 +163,8 @@ def _train_cmd(photos, vgg_file, *extra):
             "--style-layers", "relu1_2,relu2_2", "--style-layer-weights", "1,1", *extra]
 
 
-def test_cli_ctrl_c_saves_and_resume_finishes(photos, random_vgg_file):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_ctrl_c_saves_and_resume_finishes(photos, random_vgg_file, sig):
     cmd = _train_cmd(photos, random_vgg_file, "--steps", "100000", "--checkpoint-every", "1000")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     csv_path = photos / "cli.run" / "losses.csv"
@@ -171,7 +172,7 @@ def test_cli_ctrl_c_saves_and_resume_finishes(photos, random_vgg_file):
     while time.time() < deadline and not (csv_path.exists() and
                                           csv_path.read_text().count("\n") > 3):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err

@@ -33,8 +33,10 @@ def sample_rss(pipe: Pipeline, every: float) -> None:
 
 
 def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float,
-        threads: int | None = None, rss_every: float | None = None) -> dict:
-    stylizer = Stylizer(style, StylizerSettings(scale=scale, threads=threads))
+        threads: int | None = None, rss_every: float | None = None,
+        max_side: int | None = None) -> dict:
+    stylizer = Stylizer(style, StylizerSettings(scale=scale, threads=threads,
+                                                max_side=max_side or None))
     with tempfile.TemporaryDirectory() as tmp:
         out = NullSink() if sink == "null" else FileSink(Path(tmp) / "live.mp4")
         pipe = Pipeline(VideoFileSource(clip), stylizer, [out], BlendSettings(mode=blend),
@@ -43,7 +45,8 @@ def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: fl
             threading.Thread(target=sample_rss, args=(pipe, rss_every), daemon=True).start()
         summary = pipe.run()
     summary.update(clip=clip.name, size=list(VideoFileSource(clip).size), sink=sink,
-                   seconds=seconds, threads=threads or "default", scale=scale)
+                   seconds=seconds, threads=threads or "default", scale=scale,
+                   max_side=max_side or None)
     return summary
 
 
@@ -58,17 +61,19 @@ def main() -> None:
                         help="internal stylise scales to compare (default 1.0)")
     parser.add_argument("--threads", type=int, action="append", default=None,
                         help="torch threads to compare (default: torch's choice)")
+    parser.add_argument("--max-side", type=int, default=640,
+                        help="working-size cap, as `live` (default 640; 0 = none)")
     parser.add_argument("--rss-every", type=float, default=None,
                         help="also print RSS every this many seconds during each run")
     args = parser.parse_args()
-    keep = ("clip", "size", "blend", "sink", "threads", "scale", "frames_out", "fps",
+    keep = ("clip", "size", "blend", "sink", "threads", "scale", "max_side", "frames_out", "fps",
             "latency_p50_ms", "latency_p95_ms", "infer_ms_median", "dropped", "captured",
             "rss_mb_start", "rss_mb_end", "dtype")
     for threads in args.threads or [None]:
         for scale in args.scale or [1.0]:
             for blend in args.blend or ["flow", "off"]:
                 s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
-                        scale, threads, args.rss_every)
+                        scale, threads, args.rss_every, args.max_side)
                 print(json.dumps({k: s[k] for k in keep}), flush=True)
 
 

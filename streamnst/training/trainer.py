@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -383,7 +386,8 @@ class Trainer:
     # ----- loop ----------------------------------------------------------------------
     def run(self, resume: bool = False,
             on_step: Callable[[StepStats], None] | None = None) -> TrainResult:
-        """Train to config.steps; Ctrl+C saves everything and returns interrupted=True."""
+        """Train to config.steps; Ctrl+C (or SIGTERM) saves everything and returns
+        interrupted=True."""
         main = self.dist.is_main
         if main:
             self.config.run_path.mkdir(parents=True, exist_ok=True)
@@ -398,22 +402,23 @@ class Trainer:
         samples: list[Path] = []
         saved_at = -1
         try:
-            while self.step < self.config.steps:
-                t0 = time.perf_counter()
-                losses = self.train_step()
-                dt = time.perf_counter() - t0
-                stats = StepStats(self.step, losses, self.global_batch / dt, dt)
-                if main:
-                    self._log_csv(stats)
-                    if self.board:
-                        _board_step(self.board, stats)
-                if on_step:
-                    on_step(stats)
-                if self.step % self.config.checkpoint_every == 0:
+            with _sigterm_as_interrupt():
+                while self.step < self.config.steps:
+                    t0 = time.perf_counter()
+                    losses = self.train_step()
+                    dt = time.perf_counter() - t0
+                    stats = StepStats(self.step, losses, self.global_batch / dt, dt)
+                    if main:
+                        self._log_csv(stats)
+                        if self.board:
+                            _board_step(self.board, stats)
+                    if on_step:
+                        on_step(stats)
+                    if self.step % self.config.checkpoint_every == 0:
+                        samples += self.checkpoint()[1:]
+                        saved_at = self.step
+                if saved_at != self.step:
                     samples += self.checkpoint()[1:]
-                    saved_at = self.step
-            if saved_at != self.step:
-                samples += self.checkpoint()[1:]
         except KeyboardInterrupt:
             # under torchrun the other processes may be inside a collective: no barrier
             if main:
@@ -424,6 +429,23 @@ class Trainer:
                 self.board.close()
             distributed.teardown(self.dist)
         return TrainResult(self.step, False, Path(self.config.out), samples)
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a job scheduler's time limit) saves and stops like Ctrl+C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 def _open_board(config: TrainConfig):
     """A TensorBoard writer in RUN_DIR/tensorboard (`tensorboard --logdir RUN_DIR`)."""
