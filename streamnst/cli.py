@@ -107,7 +107,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side)
 
     def process(image):
-        return blender(image, stylizer.stylize(image))
+        return stylizer.stylize(image, blender)
 
     info = stylizer.describe()
     console.print(f"style [bold]{info['style']}[/] ({info['arch']}) on {info['device']} "

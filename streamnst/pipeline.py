@@ -184,7 +184,7 @@ class Pipeline:
             self._apply_pending()
             t0 = time.monotonic()
             try:
-                image = self.blender(frame.image, self.stylizer.stylize(frame.image))
+                image = self.stylizer.stylize(frame.image, self.blender)
                 failures = 0
             except (StreamNSTError, RuntimeError, ValueError) as exc:
                 failures += 1

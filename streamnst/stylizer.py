@@ -9,11 +9,12 @@ import copy
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .checkpoints import StyleCheckpoint, load_style
 from .devices import autocast, parse_dtype, pick_device
@@ -120,25 +121,36 @@ class Stylizer:
 
     @torch.inference_mode()
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Nx3xHxW float in [0, 1] on self.device -> same shape, float32."""
-        h, w = x.shape[-2:]
-        scale = self.scale_for(h, w)
-        if scale < 1.0:
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        """Nx3xHxW float in [0, 1] on self.device -> same shape, float32, at the size given
+        (scaling is `stylize`'s job)."""
         x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
             y = run_padded(self.model, x)
-        y = y.float()
-        if scale < 1.0:
-            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-        return y
+        return y.float()
 
-    def stylize(self, image: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size."""
+    def stylize(self, image: np.ndarray,
+                blend: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+                ) -> np.ndarray:
+        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size.
+
+        The network works at `scale_for` the frame's size; `blend(work_input,
+        work_output)` (a temporal Blender) runs at that working size too, before the
+        resize back, so a scaled or capped frame pays for flow and blending at that size.
+        """
         check_image(image)
+        h, w = image.shape[:2]
+        s = self.scale_for(h, w)
+        work = image
+        if s < 1.0:
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         with torch.inference_mode():
-            return tensor_to_image(self.stylize_tensor(image_to_tensor(image, self.device)))
+            out = tensor_to_image(self.stylize_tensor(image_to_tensor(work, self.device)))
+        if blend is not None:
+            out = blend(work, out)
+        if work is not image:
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        return out
 
     def stylize_frame(self, frame: Frame) -> Frame:
         return frame.with_image(self.stylize(frame.image))

@@ -56,6 +56,19 @@ def test_max_side_caps_the_working_size(tiny_style):
     assert not np.array_equal(out, full.stylize(img))
 
 
+def test_blend_runs_at_the_working_size(tiny_style):
+    seen = []
+
+    def blend(work_in, work_out):
+        seen.append((work_in.shape, work_out.shape))
+        return np.full_like(work_out, 200)
+
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu", max_side=40))
+    out = s.stylize(np.zeros((60, 80, 3), np.uint8), blend)
+    assert seen == [((30, 40, 3), (30, 40, 3))]
+    assert out.shape == (60, 80, 3) and (out == 200).all()  # the blend's result, resized
+
+
 def test_frame_keeps_index_and_timestamp(tiny_style):
     s = Stylizer(tiny_style, StylizerSettings(device="cpu"))
     f = Frame(np.zeros((16, 16, 3), np.uint8), index=5, timestamp=12.5)

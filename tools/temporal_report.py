@@ -32,7 +32,7 @@ from streamnst.temporal import Blender, BlendSettings
 def measure(clip: Path, stylizer: Stylizer, mode: str, strength: float, frames: int,
             out: Path, painting=None, vgg=None) -> dict:
     blender = Blender(BlendSettings(mode=mode, strength=strength))
-    render_file(clip, out, lambda img: blender(img, stylizer.stylize(img)), overwrite=True,
+    render_file(clip, out, lambda img: stylizer.stylize(img, blender), overwrite=True,
                 max_frames=frames)
     report = warping_errors(read_frames(out, frames), read_frames(clip, frames))
     row = {"style": stylizer.name, "clip": clip.name, "blend": mode, "strength": strength,
