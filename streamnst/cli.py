@@ -370,10 +370,46 @@ def gatys(content, style_image, output, content_weight, style_weight, tv_weight,
                   (f", {reused} reused from an earlier run)" if reused else ")"))
 
 
+def retrain_command(name: str, training: dict) -> str:
+    """The `streamnst train` command that reproduces a checkpoint's recorded recipe."""
+    from dataclasses import fields
+
+    from .training.trainer import TrainConfig
+
+    recipe = {f.name for f in fields(TrainConfig)} - {
+        "style_image", "data", "out", "run_dir", "name", "vgg", "device", "dtype",
+        "tensorboard", "num_samples"}
+    parts = ["streamnst train", f"styles/{Path(training['style_image']).name}",
+             "--data PHOTOS", f"--out {name}.pth", f"--name {name}"]
+    for key in sorted(recipe & training.keys()):
+        value = training[key]
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts)
+
+
 @cli.command()
-def styles():
-    """List installed styles (bundled checkpoints/ and your own style directory)."""
+@click.argument("name", required=False)
+def styles(name):
+    """List installed styles, or show one style's training recipe (NAME).
+
+    The bundled checkpoints/ and your own style directory are searched.
+    """
     from .checkpoints import available_styles, bundled_dir, load_style, user_dir
+
+    if name:
+        ckpt = load_style(name)
+        out.print(f"[bold]{ckpt.name}[/]  {ckpt.path}  painting: {ckpt.style.get('image', '?')}")
+        if not ckpt.training:
+            out.print("no training settings recorded in this file")
+            return
+        for key, value in sorted(ckpt.training.items()):
+            out.print(f"  {key:<20} {value}", highlight=False)
+        out.print("retrain with:", highlight=False)
+        out.print("  " + retrain_command(ckpt.name, ckpt.training), highlight=False,
+                  soft_wrap=True)
+        return
 
     table = Table(title="streamnst styles")
     for col in ("name", "architecture", "params", "size", "where"):

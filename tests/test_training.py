@@ -269,3 +269,22 @@ def test_tensorboard_logs_losses_and_sample_grids(photos):
     assert "loss/style" in events.Tags()["scalars"]
     grids = events.Images("samples")
     assert [g.step for g in grids] == [3, 6] and grids[0].width > grids[0].height
+
+
+def test_styles_shows_a_recipe_that_retrains_the_same_network(photos, random_vgg_file):
+    r = run_cli(*_train_cmd(photos, random_vgg_file, "--steps", "2")[3:])
+    assert r.returncode == 0, r.stderr
+    shown = run_cli("styles", photos / "cli.pth")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    command = lines[lines.index("retrain with:") + 1].split()
+    assert command[:2] == ["streamnst", "train"] and "--steps" in command
+    command[2] = str(photos / Path(command[2]).name)  # styles/style.png -> the test's image
+    command[command.index("PHOTOS")] = str(photos / "photos")
+    command[command.index("--out") + 1] = str(photos / "again.pth")
+    again = run_cli(*command[1:], "--vgg", random_vgg_file, "--device", "cpu",
+                    "--dtype", "fp32")
+    assert again.returncode == 0, again.stderr
+    a, b = load_style(photos / "cli.pth").model, load_style(photos / "again.pth").model
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
