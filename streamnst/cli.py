@@ -379,7 +379,8 @@ def retrain_command(name: str, training: dict) -> str:
     recipe = {f.name for f in fields(TrainConfig)} - {
         "style_image", "data", "out", "run_dir", "name", "vgg", "device", "dtype",
         "tensorboard", "num_samples"}
-    parts = ["streamnst train", f"styles/{Path(training['style_image']).name}",
+    image = Path(str(training.get("style_image") or "STYLE_IMAGE")).name
+    parts = ["streamnst train", f"styles/{image}",
              "--data PHOTOS", f"--out {name}.pth", f"--name {name}"]
     for key in sorted(recipe & training.keys()):
         value = training[key]
