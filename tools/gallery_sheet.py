@@ -5,7 +5,7 @@ Frames come from CC BY 4.0 Intel sample clips (the only photos the project may s
 bundled ASL demo (a webcam-like face) and three still scenes given with --clip.
 
     python tools/gallery_sheet.py --clip ../shared/data/video/bottle-detection.mp4:120 \
-        --clip ../shared/data/video/car-detection.mp4:60 \
+        --clip ../shared/data/video/car-detection.mp4:200 \
         --clip ../shared/data/video/one-by-one-person-detection.mp4:300 \
         --out docs/gallery.jpg
 """
