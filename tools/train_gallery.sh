@@ -27,6 +27,6 @@ starry_night vangogh_starry_night_1889.jpg
 great_wave hokusai_great_wave_c1831.jpg --style-weight 4
 the_scream munch_the_scream_1893.jpg --style-weight 0.6
 composition_vii kandinsky_composition_vii_1913.jpg --style-weight 0.8 --style-size 512
-udnie picabia_udnie_1913.jpg
+udnie picabia_udnie_1913.jpg --style-weight 0.8
 woman_with_a_hat matisse_woman_with_a_hat_1905.jpg
 LIST
