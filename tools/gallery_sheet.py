@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamnst.checkpoints import bundled_dir, load_style
+from streamnst.checkpoints import StyleCheckpoint, bundled_dir, load_style
 from streamnst.demo import resolve_media
 from streamnst.imageio import contact_sheet, read_image, write_image
 from streamnst.metrics import read_frames
@@ -39,8 +39,7 @@ def frame_at(spec: str) -> np.ndarray:
     raise SystemExit(f"{path}: has no frame {wanted}")
 
 
-def painting_of(style: str) -> np.ndarray:
-    ckpt = load_style(style)
+def painting_of(ckpt: StyleCheckpoint) -> np.ndarray:
     image = STYLES_DIR / str(ckpt.style.get("image", ""))
     if image.is_file():
         return read_image(image)
@@ -65,8 +64,9 @@ def main() -> None:
     rows = [[np.full((8, 8, 3), 255, np.uint8)] + frames]
     captions = [["painting"] + ["original"] * len(frames)]
     for style in styles:
-        stylizer = Stylizer(style, StylizerSettings())
-        rows.append([painting_of(style)] + [stylizer.stylize(f) for f in frames])
+        ckpt = load_style(style)  # once, for the network and its painting
+        stylizer = Stylizer(ckpt, StylizerSettings())
+        rows.append([painting_of(ckpt)] + [stylizer.stylize(f) for f in frames])
         captions.append([stylizer.name])
         print(f"{stylizer.name}: done", flush=True)
     write_image(args.out, contact_sheet(rows, cell=(args.width, args.height), captions=captions))

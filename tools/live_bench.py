@@ -45,8 +45,7 @@ def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: fl
             threading.Thread(target=sample_rss, args=(pipe, rss_every), daemon=True).start()
         summary = pipe.run()
     summary.update(clip=clip.name, size=list(VideoFileSource(clip).size), sink=sink,
-                   seconds=seconds, threads=threads or "default", scale=scale,
-                   max_side=max_side or None)
+                   seconds=seconds, threads=threads or "default")
     return summary
 
 
