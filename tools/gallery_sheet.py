@@ -24,9 +24,12 @@ from streamnst.metrics import read_frames
 from streamnst.stylizer import Stylizer, StylizerSettings
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "styles"
-# the gallery in the order the README presents it
-ORDER = ("starry_night", "great_wave", "the_scream", "composition_vii", "udnie",
-         "woman_with_a_hat")
+
+
+def gallery_order() -> list[str]:
+    """Style names in the order of styles/gallery.txt (the order the README presents)."""
+    lines = (STYLES_DIR / "gallery.txt").read_text().splitlines()
+    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
 def frame_at(spec: str) -> np.ndarray:
@@ -58,8 +61,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/gallery.jpg"))
     args = parser.parse_args()
     bundled = sorted(p.stem for p in bundled_dir().glob("*.pth"))
-    styles = args.style or [s for s in ORDER if s in bundled] + \
-        [s for s in bundled if s not in ORDER]
+    order = gallery_order()
+    styles = args.style or [s for s in order if s in bundled] + \
+        [s for s in bundled if s not in order]
     frames = [frame_at(c) for c in args.clip] + [frame_at(f"demo:{args.demo_frame}")]
     rows = [[np.full((8, 8, 3), 255, np.uint8)] + frames]
     captions = [["painting"] + ["original"] * len(frames)]
