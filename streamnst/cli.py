@@ -42,6 +42,20 @@ def cli(verbose: int) -> None:
     _setup_logging(verbose)
 
 
+class ScaleParam(click.ParamType):
+    """A number from 0.1 to 1, or "auto" (live only: adapt to keep the frame rate)."""
+
+    name = "SCALE|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number from 0.1 to 1 nor 'auto'", param, ctx)
+
+
 def stylizer_options(f):
     """Options shared by every command that runs a style network."""
     f = click.option("--style", "-s", default=None, metavar="NAME|PATH",
@@ -51,8 +65,10 @@ def stylizer_options(f):
     f = click.option("--dtype", default="auto", show_default=True,
                      type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")(f)
-    f = click.option("--scale", default=1.0, show_default=True, type=float,
-                     help="Stylise at this fraction of the frame size (0.1-1), resize back.")(f)
+    f = click.option("--scale", default=None, type=ScaleParam(),
+                     help="Stylise at this fraction of the working size (0.1-1), resize "
+                          "back. live: auto by default (steps between 1 and 0.5 to keep up "
+                          "with --fps-target); elsewhere 1.")(f)
     f = click.option("--max-side", default=None, type=click.IntRange(min=0),
                      help="Longest side the network works at; bigger frames are stylised "
                           f"smaller and resized back (live: {LIVE_MAX_SIDE} by default; "
@@ -68,7 +84,10 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
     from .checkpoints import DEFAULT_STYLE
     from .stylizer import Stylizer, StylizerSettings
 
-    settings = StylizerSettings(device=device, dtype=dtype, scale=scale, threads=threads,
+    if scale == "auto":
+        raise StreamNSTError("--scale auto adapts to a live frame rate, so only `streamnst "
+                             "live` takes it; give a number from 0.1 to 1")
+    settings = StylizerSettings(device=device, dtype=dtype, scale=scale or 1.0, threads=threads,
                                 backend=backend, max_side=max_side or None)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
@@ -154,8 +173,11 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
 @click.option("--port", default=8080, show_default=True, type=int, help="WebRTC server port.")
 @click.option("--max-viewers", default=4, show_default=True, type=click.IntRange(min=1),
               help="WebRTC viewer limit.")
+@click.option("--fps-target", type=click.FloatRange(min=1, max=240), default=None,
+              help="Frame rate --scale auto keeps up with (default: the source's, at most 30).")
 def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, backend, blend,
-         strength, max_frames, duration, overwrite, as_json, host, port, max_viewers):
+         strength, max_frames, duration, overwrite, as_json, host, port, max_viewers,
+         fps_target):
     """Run the live filter: capture, stylise, blend, and send to every output.
 
     Example: streamnst live --source webcam --output vcam --style great_wave
@@ -182,13 +204,16 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
         else:
             sinks.append(open_sink(spec, overwrite=overwrite))
     max_side = LIVE_MAX_SIDE if max_side is None else max_side
-    stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side)
+    auto = scale in (None, "auto")
+    stylizer = make_stylizer(style, device, dtype, None if auto else scale, threads, backend,
+                             max_side)
 
     def factory(name):
         return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend,
                              max_side)
 
-    pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory)
+    pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory,
+                        auto_scale=auto, target_fps=fps_target)
     for sink in sinks:
         if isinstance(sink, WebRTCSink):
             sink.attach(pipeline)

@@ -33,7 +33,9 @@ def status_table(pipeline: Pipeline) -> Table:
     if pipeline.switch_error:
         style += f"  [red]{pipeline.switch_error}[/]"
     table.add_row("style", style)
-    table.add_row("blend", f"{s['blend']}  strength {s['strength']:.2f}  scale {s['scale']:.2f}")
+    auto = f" (auto for {s['target_fps']:g} fps)" if s["auto_scale"] else ""
+    table.add_row("blend", f"{s['blend']}  strength {s['strength']:.2f}  "
+                  f"scale {s['scale']:.2f}{auto}")
     table.add_row("device", f"{s['device']} {s['dtype']}")
     for name, info in s["sinks"].items():
         table.add_row("sink", f"{name}: sent {info['sent']}, dropped {info['dropped']}")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .autoscale import AutoScale
 from .errors import OutputError, StreamNSTError
 from .frame import Frame
 from .sinks import Sink
@@ -70,7 +71,10 @@ class Pipeline:
     def __init__(self, source: Source, stylizer: Stylizer, sinks: list[Sink],
                  blend: BlendSettings | None = None, max_frames: int | None = None,
                  duration: float | None = None,
-                 stylizer_factory: Callable[[str], Stylizer] | None = None) -> None:
+                 stylizer_factory: Callable[[str], Stylizer] | None = None,
+                 auto_scale: bool = False, target_fps: float | None = None) -> None:
+        """`auto_scale` adapts the working scale so frames keep up with `target_fps`
+        (default: the source's rate, at most 30; see autoscale.py)."""
         self.source = source
         self.stylizer = stylizer
         self.sinks = list(sinks)
@@ -78,6 +82,9 @@ class Pipeline:
         self.max_frames = max_frames
         self.duration = duration
         self.stylizer_factory = stylizer_factory
+        self.auto_scale = auto_scale
+        self.target_fps = target_fps
+        self.autoscaler: AutoScale | None = None
         self.sink_problems: list[SinkProblem] = []
         self.stats = Stats()
         self.stop_event = threading.Event()
@@ -126,8 +133,24 @@ class Pipeline:
         with self._lock:
             return self._pending_blend or self.blender.settings
 
-    def set_scale(self, scale: float) -> None:
-        self.stylizer.set_scale(scale)
+    def set_scale(self, scale: float | str) -> None:
+        """A fixed scale (a user's explicit choice: adaptation stops) or "auto"."""
+        if scale == "auto":
+            self.auto_scale = True
+            self._start_autoscale()
+            return
+        with self._lock:
+            self.auto_scale, self.autoscaler = False, None
+            self.stylizer.set_scale(float(scale))
+
+    def _start_autoscale(self) -> None:
+        """Adapt from the ladder step nearest the current scale."""
+        scaler = AutoScale(self.target_fps or min(self.source.fps or 30.0, 30.0))
+        now = self.stylizer.settings.scale
+        scaler.index = min(range(len(scaler.ladder)), key=lambda i: abs(scaler.ladder[i] - now))
+        with self._lock:
+            self.autoscaler = scaler
+            self.stylizer.set_scale(scaler.scale)
 
     # ----- lifecycle --------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -144,6 +167,8 @@ class Pipeline:
             opened.append(sink.start())
         self.sinks = opened
         self.stats = Stats()
+        if self.auto_scale:
+            self._start_autoscale()
         self._thread = threading.Thread(target=self._main, name="inference", daemon=True)
         self._thread.start()
         return self
@@ -197,6 +222,7 @@ class Pipeline:
                 image = last_out
             last_out = image
             self._emit(frame.with_image(image), t0)
+            self._adapt_scale()
 
     def _emit(self, out: Frame, t0: float) -> None:
         now = time.monotonic()
@@ -210,6 +236,20 @@ class Pipeline:
         s.frames_out += 1
         s.first_out = s.first_out or now
         s.last_out = now
+
+    def _adapt_scale(self) -> None:
+        with self._lock:
+            scaler = self.autoscaler
+        if scaler is None:
+            return
+        new = scaler.observe(self.stats.infer_ms[-1])
+        if new is not None:
+            with self._lock:
+                if self.autoscaler is not scaler:  # the user fixed a scale meanwhile
+                    return
+                self.stylizer.set_scale(new)
+            log.info("auto scale: %.2f (median frame over or well under %.0f ms)", new,
+                     scaler.budget_ms)
 
     def _limits_reached(self) -> bool:
         if self.max_frames is not None and self.stats.frames_out >= self.max_frames:
@@ -259,7 +299,7 @@ class Pipeline:
 
     # ----- statistics ---------------------------------------------------------------------
     def summary(self) -> dict:
-        s = self.stats
+        s, scaler = self.stats, self.autoscaler
         elapsed = (s.last_out - s.first_out) if s.first_out and s.last_out else 0.0
         sink_lat = [v for sink in self.sinks for v in sink.latencies]
         lat = sink_lat or s.process_latencies
@@ -277,6 +317,9 @@ class Pipeline:
             "blend": self.blender.settings.mode,
             "strength": self.blender.settings.strength,
             "scale": self.stylizer.settings.scale,
+            "auto_scale": scaler is not None,
+            "target_fps": scaler.target_fps if scaler else None,
+            "scale_changes": scaler.changes if scaler else 0,
             "max_side": self.stylizer.settings.max_side,
             "device": str(self.stylizer.device),
             "dtype": self.stylizer.dtype_name,

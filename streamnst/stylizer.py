@@ -32,8 +32,8 @@ class StylizerSettings:
     device: str = "auto"
     dtype: str = "auto"
     channels_last: str = "auto"  # auto | on | off
-    scale: float = 1.0  # stylise at this fraction of the input size, resize back
-    # cap on the longer side the network works at (scale shrinks further for big frames):
+    scale: float = 1.0  # stylise at this fraction of the working size, resize back
+    # cap on the longer side of the working size (a frame's own size by default):
     # cost grows with pixels, and the brush strokes keep the size they were trained at
     max_side: int | None = None
     threads: int | None = None
@@ -115,9 +115,10 @@ class Stylizer:
                 "scale": self.settings.scale, "max_side": self.settings.max_side}
 
     def scale_for(self, h: int, w: int) -> float:
-        """The scale a frame of this size is stylised at: `scale`, capped by `max_side`."""
+        """The scale a frame of this size is stylised at: `scale` of the working size, which
+        is the frame's size capped by `max_side` (so a smaller scale always saves work)."""
         cap = self.settings.max_side
-        return min(self.settings.scale, 1.0 if cap is None else cap / max(h, w))
+        return self.settings.scale * min(1.0, 1.0 if cap is None else cap / max(h, w))
 
     @torch.inference_mode()
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:

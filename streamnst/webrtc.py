@@ -286,7 +286,8 @@ class WebRTCServer:
         if p is not None:
             s = p.summary()
             state.update(style=s["style"], blend=s["blend"], strength=s["strength"],
-                         scale=s["scale"], fps=round(s["fps"], 1), switching=p.switching,
+                         scale=s["scale"], auto_scale=s["auto_scale"],
+                         fps=round(s["fps"], 1), switching=p.switching,
                          switch_error=p.switch_error)
             blend = p.blend_settings
             state.update(blend=blend.mode, strength=blend.strength)
@@ -304,7 +305,8 @@ class WebRTCServer:
         return self.apply_control(data)
 
     def apply_control(self, data: dict) -> dict:
-        """Apply {style, blend, strength, scale} (any subset); returns the new state."""
+        """Apply {style, blend, strength, scale (a number or "auto")} (any subset); returns
+        the new state."""
         p = self.pipeline
         if p is None:
             return {"error": "no pipeline attached"}
@@ -314,10 +316,12 @@ class WebRTCServer:
                 p.set_blend(BlendSettings(mode=str(data.get("blend", cur.mode)),
                                           strength=float(data.get("strength", cur.strength)),
                                           flow_max_side=cur.flow_max_side))
-            if "scale" in data:
+            if data.get("scale") == "auto":
+                p.set_scale("auto")
+            elif "scale" in data:
                 scale = float(data["scale"])
                 if not 0.1 <= scale <= 1.0:
-                    return {"error": "scale must be between 0.1 and 1"}
+                    return {"error": "scale must be between 0.1 and 1, or \"auto\""}
                 p.set_scale(scale)
             if "style" in data:
                 from .checkpoints import available_styles

@@ -123,6 +123,10 @@ def main(report_path: str, screenshot: str | None) -> None:
             "return window.streamnst.state && window.streamnst.state.style") == "beta")
             and "beta", 10)
         report["page_error"] = driver.execute_script("return window.streamnst.error")
+        driver.find_element("id", "auto-scale").click()  # off (the pipeline's default) -> on
+        report["auto_scale_on"] = bool(wait(lambda: pipe.autoscaler is not None, 10))
+        driver.find_element("id", "auto-scale").click()  # -> off: the slider's scale again
+        report["auto_scale_off"] = bool(wait(lambda: pipe.autoscaler is None, 10))
         driver.get(sink.server.url + "?bare=1")
         report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()
     finally:

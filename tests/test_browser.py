@@ -42,5 +42,6 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
     assert report["switched"] and report["page_style"] == "beta"
     assert _close(report["pixel_after"], exp["beta"]), report
     assert report["page_error"] is None
+    assert report["auto_scale_on"] and report["auto_scale_off"]  # the viewer's checkbox
     assert report["bare_controls_hidden"]
     assert shot.stat().st_size > 5000

@@ -116,6 +116,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_style):
                        "broken.pth", "truncated")
     assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", tiny_style,
                                "--scale", "3"), "scale")
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", tiny_style,
+                               "--scale", "auto"), "only `streamnst live`")
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", tiny_style,
+                               "--scale", "half"), "neither a number")
     assert list(tmp_path.glob("o.*")) == []
 
 

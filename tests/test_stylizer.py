@@ -50,6 +50,8 @@ def test_max_side_caps_the_working_size(tiny_style):
     half = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32", scale=0.5))
     full = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32"))
     assert capped.scale_for(60, 80) == 0.5 and capped.scale_for(20, 30) == 1.0
+    both = Stylizer(tiny_style, StylizerSettings(device="cpu", max_side=40, scale=0.5))
+    assert both.scale_for(60, 80) == 0.25  # a scale is of the capped working size
     out = capped.stylize(img)
     assert out.shape == img.shape
     assert np.array_equal(out, half.stylize(img))

@@ -158,7 +158,9 @@ def test_control_api_validates(live):
     assert _post(server, "/api/control", b'{"blend": "smear"}')[0] == 400
     assert _post(server, "/api/control", b'{"scale": 7}')[0] == 400
     code, state = _post(server, "/api/control", b'{"scale": 0.5}')
-    assert code == 200 and state["scale"] == 0.5
+    assert code == 200 and state["scale"] == 0.5 and not state["auto_scale"]
+    code, state = _post(server, "/api/control", b'{"scale": "auto"}')
+    assert code == 200 and state["auto_scale"] and state["scale"] == 0.5  # nearest step
 
 
 def test_only_known_assets_are_served(live):

@@ -4,7 +4,7 @@ Prints one JSON summary per configuration (fps, p50/p95 capture-to-sink latency,
 RSS at start and end). Run on a quiet machine; the numbers are medians of one run.
 
     python tools/live_bench.py CLIP [--seconds 60] [--blend flow --blend off] [--sink null]
-        [--scale 1.0 --scale 0.5] [--threads 2 --threads 1] [--rss-every 60]
+        [--scale auto --scale 1.0 --scale 0.5] [--threads 2 --threads 1] [--rss-every 60]
 """
 
 from __future__ import annotations
@@ -32,15 +32,16 @@ def sample_rss(pipe: Pipeline, every: float) -> None:
                           "frames_out": pipe.stats.frames_out}), flush=True)
 
 
-def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float,
+def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float | str,
         threads: int | None = None, rss_every: float | None = None,
         max_side: int | None = None) -> dict:
-    stylizer = Stylizer(style, StylizerSettings(scale=scale, threads=threads,
-                                                max_side=max_side or None))
+    auto = scale == "auto"
+    stylizer = Stylizer(style, StylizerSettings(scale=1.0 if auto else float(scale),
+                                                threads=threads, max_side=max_side or None))
     with tempfile.TemporaryDirectory() as tmp:
         out = NullSink() if sink == "null" else FileSink(Path(tmp) / "live.mp4")
         pipe = Pipeline(VideoFileSource(clip), stylizer, [out], BlendSettings(mode=blend),
-                        duration=seconds)
+                        duration=seconds, auto_scale=auto)
         if rss_every:
             threading.Thread(target=sample_rss, args=(pipe, rss_every), daemon=True).start()
         summary = pipe.run()
@@ -56,8 +57,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--blend", action="append", default=None)
     parser.add_argument("--sink", default="file", choices=["file", "null"])
-    parser.add_argument("--scale", type=float, action="append", default=None,
-                        help="internal stylise scales to compare (default 1.0)")
+    parser.add_argument("--scale", action="append", default=None,
+                        help="working scales to compare: numbers or auto, as `live` "
+                             "(default 1.0)")
     parser.add_argument("--threads", type=int, action="append", default=None,
                         help="torch threads to compare (default: torch's choice)")
     parser.add_argument("--max-side", type=int, default=640,
@@ -65,11 +67,12 @@ def main() -> None:
     parser.add_argument("--rss-every", type=float, default=None,
                         help="also print RSS every this many seconds during each run")
     args = parser.parse_args()
-    keep = ("clip", "size", "blend", "sink", "threads", "scale", "max_side", "frames_out", "fps",
+    keep = ("clip", "size", "blend", "sink", "threads", "scale", "auto_scale", "scale_changes",
+            "max_side", "frames_out", "fps",
             "latency_p50_ms", "latency_p95_ms", "infer_ms_median", "dropped", "captured",
             "rss_mb_start", "rss_mb_end", "dtype")
     for threads in args.threads or [None]:
-        for scale in args.scale or [1.0]:
+        for scale in args.scale or ["1.0"]:
             for blend in args.blend or ["flow", "off"]:
                 s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
                         scale, threads, args.rss_every, args.max_side)

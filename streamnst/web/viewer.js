@@ -41,6 +41,7 @@ function showState(state) {
   if (document.activeElement !== $("scale")) $("scale").value = state.scale;
   $("strength-value").textContent = Number(state.strength).toFixed(2);
   $("scale-value").textContent = Number(state.scale).toFixed(2);
+  $("auto-scale").checked = Boolean(state.auto_scale);
   const loading = state.switching ? ` (loading ${state.switching}…)` : "";
   $("info").textContent = `${state.fps} fps · ${state.viewers}/${state.max_viewers} viewers`
     + loading + (state.switch_error ? ` · ${state.switch_error}` : "");
@@ -92,6 +93,7 @@ $("style").onchange = (e) => control({ style: e.target.value });
 $("blend").onchange = (e) => control({ blend: e.target.value });
 $("strength").onchange = (e) => control({ strength: Number(e.target.value) });
 $("scale").onchange = (e) => control({ scale: Number(e.target.value) });
+$("auto-scale").onchange = (e) => control({ scale: e.target.checked ? "auto" : Number($("scale").value) });
 
 async function poll() {
   try {
