@@ -58,6 +58,7 @@ class Blender:
     def reset(self) -> None:
         """Forget the past (after a style switch or a resize)."""
         self._prev_in: np.ndarray | None = None
+        self._prev_small: np.ndarray | None = None  # _prev_in at flow size, from last flow
         self._prev_out: torch.Tensor | None = None
         self.last_reliable: float = 0.0
         self.cuts = 0
@@ -75,20 +76,41 @@ class Blender:
             raise InputError(f"input {inp.shape} and stylised {stylized.shape} sizes differ")
         s = self.settings
         new = _to_t(stylized)
+        self._follow_resize(inp.shape[:2])
         same_size = self._prev_in is not None and self._prev_in.shape == inp.shape
+        small = None
         if s.mode == "off" or s.strength == 0 or not same_size:
             out = new
         elif s.mode == "ema":
             out = s.strength * self._prev_out + (1 - s.strength) * new
         else:
-            out = self._flow_blend(inp, new)
-        self._prev_in, self._prev_out = inp, out
+            out, small = self._flow_blend(inp, new)
+        self._prev_in, self._prev_small, self._prev_out = inp, small, out
         return _to_np(out)
 
-    def _flow_blend(self, inp: np.ndarray, new: torch.Tensor) -> torch.Tensor:
+    def _follow_resize(self, size: tuple[int, int]) -> None:
+        """Carry the past over a change of working size with the same picture (an adaptive
+        scale step), so blending goes on instead of restarting with a one-frame flicker; a
+        different aspect ratio is a different picture and starts over."""
+        if self._prev_in is None or self._prev_in.shape[:2] == size:
+            return
+        (ph, pw), (h, w) = self._prev_in.shape[:2], size
+        if abs(pw / ph - w / h) > 0.02 * (w / h):
+            return
+        self._prev_in = self._resize(self._prev_in, (w, h))
+        # flow runs at flow_max_side either side of the step, so _prev_small usually fits
+        # as it is: the flow then compares two direct downsizes, not a resize of a resize
+        self._prev_out = F.interpolate(self._prev_out, size=(h, w), mode="bilinear",
+                                       align_corners=False, antialias=h < ph)
+
+    def _flow_blend(self, inp: np.ndarray, new: torch.Tensor
+                    ) -> tuple[torch.Tensor, np.ndarray]:
+        """The blended output, and the input at flow size (the next frame's previous)."""
         h, w = inp.shape[:2]
         small = self._small_size(h, w)
-        cur_s, prev_s = self._resize(inp, small), self._resize(self._prev_in, small)
+        cur_s, prev_s = self._resize(inp, small), self._prev_small
+        if prev_s is None or (prev_s.shape[1], prev_s.shape[0]) != small:
+            prev_s = self._resize(self._prev_in, small)
         est = self._flow
         f_cp = flow_to_tensor(est(cur_s, prev_s))  # current -> previous
         f_pc = flow_to_tensor(est(prev_s, cur_s))
@@ -101,7 +123,7 @@ class Blender:
         self.last_reliable = float(mask.mean())
         if self.last_reliable < self.settings.cut_threshold:
             self.cuts += 1
-            return new
+            return new, cur_s
         # erode unreliable areas by a pixel (flow bleeds across edges), then soften
         mask = -F.max_pool2d(-mask, 3, stride=1, padding=1)
         mask = F.avg_pool2d(mask, 3, stride=1, padding=1, count_include_pad=False)
@@ -113,7 +135,7 @@ class Blender:
         # clamp the overshoot so it cannot build up either
         warped = warp(self._prev_out, flow, mode="bicubic").clamp_(0.0, 255.0)
         a = self.settings.strength * mask
-        return a * warped + (1 - a) * new
+        return a * warped + (1 - a) * new, cur_s
 
     def _small_size(self, h: int, w: int) -> tuple[int, int]:
         s = min(1.0, self.settings.flow_max_side / max(h, w))
@@ -123,6 +145,9 @@ class Blender:
     def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         import cv2
 
-        if (image.shape[1], image.shape[0]) == size:
+        h, w = image.shape[:2]
+        if (w, h) == size:
             return image
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        shrink = size[0] < w
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else
+                          cv2.INTER_LINEAR)

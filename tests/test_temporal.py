@@ -78,6 +78,23 @@ def test_size_change_and_bad_settings():
         b(scene(0), small)
 
 
+def test_a_scale_step_keeps_blending():
+    import cv2
+
+    # flow runs at flow_max_side whatever the working size, as live (256 for 640 and 320)
+    b = Blender(BlendSettings(mode="flow", strength=0.7, flow_max_side=48))
+    bright = np.full_like(scene(0), 200)
+    b(scene(0), bright)
+    half = cv2.resize(scene(0), (64, 48), interpolation=cv2.INTER_AREA)  # same picture
+    out = b(half, np.zeros_like(half))
+    assert out.shape == half.shape
+    # the past (200) carried over at the new size: 0.7 x 200 where the flow is reliable
+    assert abs(float(np.median(out)) - 140) < 15
+    # and back up again
+    out = b(scene(0), np.zeros_like(scene(0)))
+    assert abs(float(np.median(out)) - 98) < 15
+
+
 def test_warp_moves_content_the_right_way():
     img = torch.zeros(1, 1, 20, 30)
     img[..., 5:10, 12:15] = 1.0
