@@ -15,7 +15,7 @@ from .checkpoints import available_styles
 from .pipeline import Pipeline
 from .temporal import MODES, BlendSettings
 
-KEYS_HELP = "keys: n/p next/prev style  b blend mode  +/- strength  q quit"
+KEYS_HELP = "keys: n/p next/prev style  b blend mode  +/- strength  a auto scale on/off  q quit"
 
 
 def status_table(pipeline: Pipeline) -> Table:
@@ -92,6 +92,8 @@ def handle_key(key: str, pipeline: Pipeline, stop: threading.Event) -> None:
         cur = pipeline.blender.settings
         mode = MODES[(MODES.index(cur.mode) + 1) % len(MODES)]
         pipeline.set_blend(BlendSettings(mode, cur.strength, cur.flow_max_side))
+    elif key == "a":  # off: keep the scale adaptation has reached; on: adapt from there
+        pipeline.set_scale(pipeline.stylizer.settings.scale if pipeline.autoscaler else "auto")
     elif key in ("+", "=", "-"):
         cur = pipeline.blender.settings
         step = 0.05 if key != "-" else -0.05

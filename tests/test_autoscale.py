@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import threading
 import time
 from itertools import pairwise
 
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from streamnst.autoscale import LADDER, AutoScale
 from streamnst.errors import InputError
-from streamnst.live_ui import status_table
+from streamnst.live_ui import handle_key, status_table
 from streamnst.pipeline import Pipeline
 from streamnst.sinks import NullSink
 from streamnst.sources import PatternSource
@@ -112,8 +113,10 @@ def test_live_pipeline_adapts_then_obeys_a_fixed_scale(tiny_style):
         assert _wait(lambda: pipe.summary()["frames_out"] > frames + 40)
         s = pipe.summary()
         assert s["scale"] == 0.8 and not s["auto_scale"]
-        pipe.set_scale("auto")  # and takes over again, from the nearest step
-        assert pipe.summary()["scale"] == 0.8
+        handle_key("a", pipe, threading.Event())  # the panel's key: adapt again...
+        assert pipe.summary()["auto_scale"] and pipe.summary()["scale"] == 0.8  # from here
         assert _wait(lambda: pipe.summary()["scale"] == LADDER[-1])
+        handle_key("a", pipe, threading.Event())  # ...and stop, keeping the reached scale
+        assert not pipe.summary()["auto_scale"] and pipe.summary()["scale"] == LADDER[-1]
     finally:
         pipe.stop()
