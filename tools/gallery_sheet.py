@@ -24,6 +24,7 @@ from streamnst.metrics import read_frames
 from streamnst.stylizer import Stylizer, StylizerSettings
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "styles"
+BLANK = np.full((8, 8, 3), 255, np.uint8)
 
 
 def gallery_order() -> list[str]:
@@ -43,10 +44,13 @@ def frame_at(spec: str) -> np.ndarray:
 
 
 def painting_of(ckpt: StyleCheckpoint) -> np.ndarray:
+    """The style's painting from styles/, else its stored thumbnail, else a blank cell."""
     image = STYLES_DIR / str(ckpt.style.get("image", ""))
-    if image.is_file():
+    if ckpt.style.get("image") and image.is_file():
         return read_image(image)
-    return np.asarray(ckpt.style["thumbnail"])
+    if "thumbnail" in ckpt.style:
+        return np.asarray(ckpt.style["thumbnail"])
+    return BLANK
 
 
 def main() -> None:
@@ -65,7 +69,7 @@ def main() -> None:
     styles = args.style or [s for s in order if s in bundled] + \
         [s for s in bundled if s not in order]
     frames = [frame_at(c) for c in args.clip] + [frame_at(f"demo:{args.demo_frame}")]
-    rows = [[np.full((8, 8, 3), 255, np.uint8)] + frames]
+    rows = [[BLANK] + frames]
     captions = [["painting"] + ["original"] * len(frames)]
     for style in styles:
         ckpt = load_style(style)  # once, for the network and its painting
