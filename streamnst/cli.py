@@ -87,7 +87,8 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
     if scale == "auto":
         raise StreamNSTError("--scale auto adapts to a live frame rate, so only `streamnst "
                              "live` takes it; give a number from 0.1 to 1")
-    settings = StylizerSettings(device=device, dtype=dtype, scale=scale or 1.0, threads=threads,
+    settings = StylizerSettings(device=device, dtype=dtype,
+                                scale=1.0 if scale is None else scale, threads=threads,
                                 backend=backend, max_side=max_side or None)
     return Stylizer(style or DEFAULT_STYLE, settings)
 

@@ -120,6 +120,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_style):
                                "--scale", "auto"), "only `streamnst live`")
     assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", tiny_style,
                                "--scale", "half"), "neither a number")
+    assert_clean_error(run_cli("stylize", img, tmp_path / "o.png", "--style", tiny_style,
+                               "--scale", "0"), "scale must be between")
     assert list(tmp_path.glob("o.*")) == []
 
 
