@@ -67,6 +67,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     return path
 
 
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to size=(width, height): area filter when shrinking (no aliasing), bilinear
+    when growing; the image itself when it already has that size."""
+    h, w = image.shape[:2]
+    if (w, h) == size:
+        return image
+    shrink = size[0] <= w and size[1] <= h
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def resize_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
     """Downscale (area filter) so the longer side is at most `max_side`; never upscale."""
     h, w = image.shape[:2]
@@ -97,9 +107,9 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int | tuple[int, int] = 25
         for j, img in enumerate(row):
             h, w = img.shape[:2]
             s = min(cw / w, ch / h)
-            small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
-                               interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            small = resize_to(img, (max(1, round(w * s)), max(1, round(h * s))))
             if captions and i < len(captions) and j < len(captions[i]) and captions[i][j]:
+                small = small.copy()  # never write on the caller's image
                 _caption(small, captions[i][j])
             y = gap + i * (ch + gap) + (ch - small.shape[0]) // 2
             x = gap + j * (cw + gap) + (cw - small.shape[1]) // 2

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -20,6 +19,7 @@ from .checkpoints import StyleCheckpoint, load_style
 from .devices import autocast, parse_dtype, pick_device
 from .errors import InputError
 from .frame import Frame, check_image
+from .imageio import resize_to
 from .models import UNet, run_padded
 
 log = logging.getLogger(__name__)
@@ -143,14 +143,13 @@ class Stylizer:
         s = self.scale_for(h, w)
         work = image
         if s < 1.0:
-            size = (max(1, round(w * s)), max(1, round(h * s)))
-            work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            work = resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
         with torch.inference_mode():
             out = tensor_to_image(self.stylize_tensor(image_to_tensor(work, self.device)))
         if blend is not None:
             out = blend(work, out)
         if work is not image:
-            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+            out = resize_to(out, (w, h))
         return out
 
     def stylize_frame(self, frame: Frame) -> Frame:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .errors import InputError
 from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .frame import check_image
+from .imageio import resize_to
 
 MODES = ("off", "ema", "flow")
 
@@ -97,7 +98,7 @@ class Blender:
         (ph, pw), (h, w) = self._prev_in.shape[:2], size
         if abs(pw / ph - w / h) > 0.02 * (w / h):
             return
-        self._prev_in = self._resize(self._prev_in, (w, h))
+        self._prev_in = resize_to(self._prev_in, (w, h))
         # flow runs at flow_max_side either side of the step, so _prev_small usually fits
         # as it is: the flow then compares two direct downsizes, not a resize of a resize
         self._prev_out = F.interpolate(self._prev_out, size=(h, w), mode="bilinear",
@@ -108,9 +109,9 @@ class Blender:
         """The blended output, and the input at flow size (the next frame's previous)."""
         h, w = inp.shape[:2]
         small = self._small_size(h, w)
-        cur_s, prev_s = self._resize(inp, small), self._prev_small
+        cur_s, prev_s = resize_to(inp, small), self._prev_small
         if prev_s is None or (prev_s.shape[1], prev_s.shape[0]) != small:
-            prev_s = self._resize(self._prev_in, small)
+            prev_s = resize_to(self._prev_in, small)
         est = self._flow
         f_cp = flow_to_tensor(est(cur_s, prev_s))  # current -> previous
         f_pc = flow_to_tensor(est(prev_s, cur_s))
@@ -140,14 +141,3 @@ class Blender:
     def _small_size(self, h: int, w: int) -> tuple[int, int]:
         s = min(1.0, self.settings.flow_max_side / max(h, w))
         return max(8, round(w * s)), max(8, round(h * s))
-
-    @staticmethod
-    def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        import cv2
-
-        h, w = image.shape[:2]
-        if (w, h) == size:
-            return image
-        shrink = size[0] < w
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else
-                          cv2.INTER_LINEAR)

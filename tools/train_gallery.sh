@@ -20,4 +20,4 @@ while read -r name painting flags; do
   streamnst train "$here/styles/$painting" --data "$photos" --out "$runs/$name.pth" \
     --run-dir "$run" --name "$name" "${resume[@]}" "$@" ${flags:+$flags}
   touch "$run/done"
-done < <(grep -v '^#' "$here/styles/gallery.txt")
+done < <(grep -v -e '^#' -e '^[[:space:]]*$' "$here/styles/gallery.txt")
