@@ -101,10 +101,15 @@ class VGGFeatures(nn.Module):
             x = x.flip(1) * 255.0
         return (x - self.mean) / self.std
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        """Named activations; with `upto`, stop after that layer (a content target needs
+        relu2_2 only, and the trunk above it is two thirds of the work)."""
+        last = RELU_INDEX[upto] if upto is not None else len(self.features) - 1
+        if upto is not None and upto not in self.layers:
+            raise WeightsError(f"upto={upto!r} is not one of this trunk's layers {self.layers}")
         out = {}
         h = self.preprocess(x)
-        for i, layer in enumerate(self.features):
+        for i, layer in enumerate(self.features[: last + 1]):
             h = layer(h)
             if i in self._names:
                 out[self._names[i]] = h

@@ -89,3 +89,15 @@ def test_missing_weights_error_says_what_to_run(tmp_path, monkeypatch):
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(WeightsError, match="junk.pth"):
         load_vgg(tmp_path / "junk.pth")
+
+
+def test_upto_stops_after_that_layer_and_matches_the_full_pass():
+    torch.manual_seed(0)
+    vgg = VGGFeatures(vgg16(weights=None).features.state_dict(), "torchvision",
+                      ("relu1_2", "relu2_2", "relu3_3"))
+    x = torch.rand(1, 3, 32, 32)
+    full, short = vgg(x), vgg(x, upto="relu2_2")
+    assert set(short) == {"relu1_2", "relu2_2"}
+    assert torch.equal(short["relu2_2"], full["relu2_2"])
+    with pytest.raises(WeightsError, match="relu4_3"):
+        vgg(x, upto="relu4_3")

@@ -255,7 +255,8 @@ class Trainer:
             y = outs[0]
             fy = self.vgg(y)
             with torch.no_grad():
-                fx = self.vgg(x.contiguous(memory_format=self.memory_format))
+                fx = self.vgg(x.contiguous(memory_format=self.memory_format),
+                              upto=c.content_layer)
         terms = {
             "content": c.content_weight * content_loss(fy[c.content_layer], fx[c.content_layer]),
             "style": c.style_weight * style_loss(fy, self.style_grams, self.layer_weights),
