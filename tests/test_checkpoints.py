@@ -36,6 +36,18 @@ def test_unet_files_from_before_the_sampling_settings_keep_their_architecture(tm
     assert torch.allclose(loaded(x), old(x))
 
 
+def test_fine_blocks_round_trip_and_change_the_network(tmp_path):
+    torch.manual_seed(0)
+    net = UNet(width=4, res_convs=2, fine_blocks=1).eval()
+    plain = UNet(width=4, res_convs=2).eval()
+    assert "fine_blocks" not in plain.config  # files without it stay as they were
+    assert len(net.state_dict()) > len(plain.state_dict())
+    loaded = load_style(save_style(tmp_path / "f.pth", net, "unet", style={}, training={}))
+    assert loaded.arch_args["fine_blocks"] == 1
+    x = torch.rand(1, 3, 16, 24)
+    assert torch.allclose(loaded.model(x), net(x))
+
+
 def test_pytorch_examples_state_dict_loads_with_old_keys(tmp_path):
     ref = TransformerNet()
     state = ref.state_dict()

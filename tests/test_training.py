@@ -114,6 +114,20 @@ def test_resume_refuses_changed_architecture(photos):
         Trainer(_config(photos, width=8), vgg=_vgg()).run(resume=True)
 
 
+def test_runs_saved_before_fine_blocks_resume_as_fine_blocks_0(photos):
+    first = Trainer(_config(photos, steps=3), vgg=_vgg())
+    first.run()
+    state = torch.load(first.state_path, weights_only=True)
+    del state["config"]["fine_blocks"]  # as an earlier release wrote it
+    torch.save(state, first.state_path)
+    from streamnst.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="fine_blocks=0"):
+        Trainer(_config(photos, fine_blocks=1), vgg=_vgg()).run(resume=True)
+    resumed = Trainer(_config(photos), vgg=_vgg())
+    resumed.run(resume=True)
+    assert resumed.step == 6
+
+
 def _grads(trainer: Trainer, seed: int = 5) -> torch.Tensor:
     trainer.gen.manual_seed(seed)
     torch.manual_seed(seed)

@@ -61,10 +61,10 @@ class ConvBlock(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, norm: str) -> None:
+    def __init__(self, channels: int, norm: str, pad: str = "reflect") -> None:
         super().__init__()
-        self.a = ConvBlock(channels, channels, norm=norm, pad="reflect")
-        self.b = ConvBlock(channels, channels, norm=norm, act=False, pad="reflect")
+        self.a = ConvBlock(channels, channels, norm=norm, pad=pad)
+        self.b = ConvBlock(channels, channels, norm=norm, act=False, pad=pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.b(self.a(x))
@@ -75,13 +75,17 @@ class UNet(nn.Module):
 
     width: channels at 1/2 resolution; 1/4 and 1/8 use 2x and 4x that.
     res_convs: number of 3x3 convs at 1/8 resolution (pairs form residual blocks).
+    fine_blocks: residual blocks after each of the 1/4 and 1/2 resolution upsampling
+    stages. Without them the decoder has one conv per stage, so a style's texture is
+    drawn at 1/8 resolution and upsampled: smooth waves where a painting has strokes and
+    thin lines.
     """
 
     STRIDE = 8
     MARGIN = 8  # reflect-padded border the network may spoil, cropped afterwards
 
     def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch",
-                 up: str = "bilinear", down: str = "pool") -> None:
+                 up: str = "bilinear", down: str = "pool", fine_blocks: int = 0) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -91,11 +95,15 @@ class UNet(nn.Module):
             raise ValueError(f"up must be one of {UPSAMPLING}, got {up!r}")
         if down not in DOWNSAMPLING:
             raise ValueError(f"down must be one of {DOWNSAMPLING}, got {down!r}")
+        if fine_blocks < 0:
+            raise ValueError(f"fine_blocks must be >= 0, got {fine_blocks}")
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         c1, c2, c3 = width, 2 * width, 4 * width
         self.config = {"width": width, "res_convs": res_convs, "norm": norm, "up": up,
                        "down": down}
+        if fine_blocks:  # only when used, so files stay readable by releases without it
+            self.config["fine_blocks"] = fine_blocks
         self.up_mode = up
         pool = down == "pool"
         stride = 1 if pool else 2
@@ -104,7 +112,10 @@ class UNet(nn.Module):
         self.down3 = ConvBlock(c2, c3, stride=stride, norm=norm, pad="reflect", pool=pool)
         self.res = nn.Sequential(*[ResidualBlock(c3, norm) for _ in range(res_convs // 2)])
         self.up1 = ConvBlock(c3 + c2, c2, norm=norm, pad="reflect")
+        self.fine1 = nn.Sequential(*[ResidualBlock(c2, norm) for _ in range(fine_blocks)])
         self.up2 = ConvBlock(c2 + c1, c1, norm=norm)
+        self.fine2 = nn.Sequential(*[ResidualBlock(c1, norm, pad="zeros")
+                                     for _ in range(fine_blocks)])
         self.up3 = ConvBlock(c1 + 3, c1, norm="none")
         self.out = nn.Conv2d(c1, 3, 3, padding=1)
 
@@ -117,8 +128,8 @@ class UNet(nn.Module):
         e1 = self.down1(x)
         e2 = self.down2(e1)
         y = self.res(self.down3(e2))
-        y = self.up1(self._up(y, e2))
-        y = self.up2(self._up(y, e1))
+        y = self.fine1(self.up1(self._up(y, e2)))
+        y = self.fine2(self.up2(self._up(y, e1)))
         y = self.up3(self._up(y, x))
         # residual in logit space: an untrained network is close to the identity, so
         # training starts from the photo's contrast and colours and adds the style to it

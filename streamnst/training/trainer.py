@@ -48,7 +48,7 @@ from .losses import (
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
 # settings that must not change when a run is resumed
-_FIXED_ON_RESUME = ("width", "res_convs", "norm", "up", "down", "size", "batch",
+_FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "size", "batch",
                     "style_size", "seed", "content_layer", "style_layers")
 
 
@@ -77,6 +77,7 @@ class TrainConfig:
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 0.5)
     width: int = 16
     res_convs: int = 10
+    fine_blocks: int = 0
     norm: str = "batch"
     up: str = "bilinear"
     down: str = "pool"
@@ -98,8 +99,9 @@ class TrainConfig:
             raise InputError(f"--size must be a multiple of {UNet.STRIDE}, got {self.size}")
         if len(self.style_layer_weights) != len(self.style_layers):
             raise InputError("give one style layer weight per style layer")
-        for name in ("lr", "content_weight", "style_weight", "tv_weight", "noise_weight",
-                     "motion_weight", "noise_fraction", "noise_amount", "motion_shift", "clip"):
+        for name in ("fine_blocks", "lr", "content_weight", "style_weight", "tv_weight",
+                     "noise_weight", "motion_weight", "noise_fraction", "noise_amount",
+                     "motion_shift", "clip"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
 
@@ -113,7 +115,8 @@ class TrainConfig:
         return self.name or Path(self.style_image).stem
 
     def new_network(self) -> UNet:
-        return UNet(self.width, self.res_convs, self.norm, self.up, self.down)
+        return UNet(self.width, self.res_convs, self.norm, self.up, self.down,
+                    self.fine_blocks)
 
     def replace(self, **changes) -> TrainConfig:
         data = asdict(self)
@@ -215,7 +218,7 @@ class Trainer:
         saved = state["config"]
         for key in _FIXED_ON_RESUME:
             mine = getattr(self.config, key)
-            theirs = saved.get(key)
+            theirs = saved.get(key, getattr(TrainConfig, key, None))  # older runs lack new keys
             if isinstance(theirs, list):
                 theirs = tuple(theirs)
             if mine != theirs:
