@@ -33,7 +33,10 @@ class BenchRow:
 
 
 def networks(widths: tuple[int, ...] = (16,)) -> dict[str, nn.Module]:
-    nets: dict[str, nn.Module] = {f"unet-w{w}": UNet(width=w) for w in widths}
+    nets: dict[str, nn.Module] = {}
+    for w in widths:  # both decoders the gallery ships (see UNet's fine_blocks)
+        nets[f"unet-w{w}"] = UNet(width=w)
+        nets[f"unet-w{w}-fine1"] = UNet(width=w, fine_blocks=1)
     nets["transformer_net"] = TransformerNet()
     return nets
 

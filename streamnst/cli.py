@@ -475,7 +475,7 @@ def fetch_vgg(out):
 @click.option("--width", "widths", multiple=True, type=int, default=(16,), show_default=True,
               help="U-Net widths to measure.")
 @click.option("--network", "network_names", multiple=True,
-              help="Only these networks (unet-wN, transformer_net).")
+              help="Only these networks (unet-wN, unet-wN-fine1, transformer_net).")
 @click.option("--backend", "backend_names", multiple=True,
               help="Only these backends (eager-fp32, channels_last, bf16, "
                    "bf16+channels_last, onnx-fp32).")
