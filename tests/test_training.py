@@ -114,6 +114,14 @@ def test_resume_refuses_changed_architecture(photos):
         Trainer(_config(photos, width=8), vgg=_vgg()).run(resume=True)
 
 
+def test_resume_with_more_steps_extends_a_finished_run(photos):
+    Trainer(_config(photos, steps=3), vgg=_vgg()).run()
+    longer = Trainer(_config(photos, steps=5), vgg=_vgg())
+    longer.run(resume=True)
+    assert longer.step == 5
+    assert load_style(longer.config.out).training["steps"] == 5
+
+
 def test_runs_saved_before_fine_blocks_resume_as_fine_blocks_0(photos):
     first = Trainer(_config(photos, steps=3), vgg=_vgg())
     first.run()
