@@ -104,9 +104,9 @@ class VGGFeatures(nn.Module):
     def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
         """Named activations; with `upto`, stop after that layer (a content target needs
         relu2_2 only, and the trunk above it is two thirds of the work)."""
-        last = RELU_INDEX[upto] if upto is not None else len(self.features) - 1
         if upto is not None and upto not in self.layers:
             raise WeightsError(f"upto={upto!r} is not one of this trunk's layers {self.layers}")
+        last = RELU_INDEX[upto] if upto is not None else len(self.features) - 1
         out = {}
         h = self.preprocess(x)
         for i, layer in enumerate(self.features[: last + 1]):

@@ -99,5 +99,6 @@ def test_upto_stops_after_that_layer_and_matches_the_full_pass():
     full, short = vgg(x), vgg(x, upto="relu2_2")
     assert set(short) == {"relu1_2", "relu2_2"}
     assert torch.equal(short["relu2_2"], full["relu2_2"])
-    with pytest.raises(WeightsError, match="relu4_3"):
-        vgg(x, upto="relu4_3")
+    for name in ("relu4_3", "pool9"):  # not computed here / not a layer at all
+        with pytest.raises(WeightsError, match=name):
+            vgg(x, upto=name)

@@ -76,9 +76,8 @@ class UNet(nn.Module):
     width: channels at 1/2 resolution; 1/4 and 1/8 use 2x and 4x that.
     res_convs: number of 3x3 convs at 1/8 resolution (pairs form residual blocks).
     fine_blocks: residual blocks after each of the 1/4 and 1/2 resolution upsampling
-    stages. Without them the decoder has one conv per stage, so a style's texture is
-    drawn at 1/8 resolution and upsampled: smooth waves where a painting has strokes and
-    thin lines.
+    stages. Without them the decoder has one conv per stage, so detail finer than the 1/8
+    resolution trunk comes from a single conv (docs/gallery.md: what they change).
     """
 
     STRIDE = 8
