@@ -12,7 +12,7 @@ from cli_helpers import assert_clean_error, run_cli
 from torchvision.models import vgg16
 
 from streamnst.checkpoints import load_style, read_checkpoint_file
-from streamnst.training.losses import motion_views, smooth_random_flow
+from streamnst.training.losses import colour_grams, colour_loss, motion_views, smooth_random_flow
 from streamnst.training.trainer import TrainConfig, Trainer
 from streamnst.vgg import VGGFeatures
 
@@ -165,6 +165,46 @@ def test_stabilisation_terms_change_the_gradients(photos, term):
     gb = torch.autograd.grad(terms["total"], list(b.net.parameters()))
     diff = sum((u - v).abs().sum() for u, v in zip(ga, gb, strict=True))
     assert diff > 1e-6
+
+
+def test_colour_loss_pulls_an_image_to_the_painting_palette():
+    gen = torch.Generator().manual_seed(0)
+    painting = torch.rand(1, 3, 24, 24, generator=gen) * torch.tensor([1.0, 0.3, 0.2]).view(
+        1, 3, 1, 1)  # reddish
+    targets = colour_grams(painting)
+    assert float(colour_loss(painting, targets)) < 1e-10
+    assert float(colour_loss(painting[:, [2, 1, 0]], targets)) > 0.1  # same layout, blue
+    x = torch.full((1, 3, 24, 24), 0.5, requires_grad=True)  # plain grey
+    opt = torch.optim.Adam([x], lr=0.02)
+    before = float(colour_loss(x.detach(), targets))
+    for _ in range(100):
+        opt.zero_grad()
+        colour_loss(x, targets).backward()
+        opt.step()
+    assert float(colour_loss(x.detach(), targets)) < 0.2 * before
+    red, green = x.detach()[0, 0].mean(), x.detach()[0, 1].mean()
+    assert red > green + 0.15, (red, green)
+
+
+def test_colour_term_is_trained_and_logged_and_old_logs_resume(photos):
+    cfg = _config(photos, steps=3, colour_weight=2.0)
+    t = Trainer(cfg, vgg=_vgg())
+    assert float(t.losses(torch.rand(2, 3, 32, 32))["colour"]) > 0
+    t.run()
+    assert load_style(t.config.out).training["colour_weight"] == 2.0
+    path = cfg.run_path / "losses.csv"
+    header, *rows = path.read_text().splitlines()
+    colour = header.split(",").index("colour")
+    assert all(float(r.split(",")[colour]) > 0 for r in rows)
+    # a log written before the colour column existed: resuming re-lays it under the new header
+    old_header = header.replace(",colour", "")
+    old_rows = [",".join(c for i, c in enumerate(r.split(",")) if i != colour) for r in rows]
+    path.write_text("\n".join([old_header, *old_rows]) + "\n")
+    Trainer(_config(photos, steps=5, colour_weight=2.0), vgg=_vgg()).run(resume=True)
+    header2, *rows2 = path.read_text().splitlines()
+    assert header2 == header and len(rows2) == 5
+    assert [r.split(",")[colour] for r in rows2[:3]] == ["0"] * 3
+    assert all(float(r.split(",")[colour]) > 0 for r in rows2[3:])
 
 
 def test_synthetic_flow_is_smooth_and_bounded():

@@ -36,6 +36,30 @@ def style_loss(out_features: dict[str, torch.Tensor], style_grams: dict[str, tor
     return total
 
 
+def colour_grams(x: torch.Tensor, scales: tuple[int, ...] = (1, 4)) -> list[torch.Tensor]:
+    """Second moments of 3x3 RGB patches (plus a constant, so means count too) at each scale.
+
+    The palette and local colour layout of an image, seen without the loss network: the
+    HED-tuned VGG16 trunk mostly sees edges, so its Gram matrices let colour drift.
+    """
+    grams = []
+    for k in scales:
+        y = F.avg_pool2d(x.float(), k) if k > 1 else x.float()
+        p = F.unfold(y, 3)  # N x 27 x positions
+        p = torch.cat([p, torch.ones_like(p[:, :1])], 1)
+        grams.append(p @ p.transpose(1, 2) / p.shape[2])
+    return grams
+
+
+def colour_loss(y: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+    """Distance of y's colour_grams to the painting's, each normalised by its energy."""
+    total = torch.zeros((), device=y.device)
+    for g, t in zip(colour_grams(y), targets, strict=True):
+        t = t.expand_as(g)
+        total = total + F.mse_loss(g, t) / t.pow(2).mean().clamp_min(1e-12)
+    return total
+
+
 def tv_loss(y: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels (y in [0,1])."""
     dx = (y[..., :, 1:] - y[..., :, :-1]).abs().mean()

@@ -35,6 +35,8 @@ from ..vgg import VGGFeatures, load_vgg
 from . import distributed
 from .data import CropSampler, list_images
 from .losses import (
+    colour_grams,
+    colour_loss,
     content_loss,
     gram,
     motion_loss,
@@ -47,6 +49,7 @@ from .losses import (
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
+CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour"]
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "size", "batch",
                     "style_size", "seed", "content_layer", "style_layers")
@@ -67,6 +70,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 1.5
     tv_weight: float = 0.0
+    colour_weight: float = 0.0
     noise_weight: float = 10.0
     noise_fraction: float = 0.05
     noise_amount: float = 30 / 255
@@ -100,8 +104,8 @@ class TrainConfig:
         if len(self.style_layer_weights) != len(self.style_layers):
             raise InputError("give one style layer weight per style layer")
         for name in ("fine_blocks", "lr", "content_weight", "style_weight", "tv_weight",
-                     "noise_weight", "motion_weight", "noise_fraction", "noise_amount",
-                     "motion_shift", "clip"):
+                     "colour_weight", "noise_weight", "motion_weight", "noise_fraction",
+                     "noise_amount", "motion_shift", "clip"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
 
@@ -190,6 +194,8 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.style_grams = self._style_grams()
+        self.colour_grams = [g.to(self.device) for g in
+                             colour_grams(image_to_tensor(self.style_rgb, "cpu"))]
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
         self.board = _open_board(config) if config.tensorboard and self.dist.is_main else None
@@ -265,6 +271,8 @@ class Trainer:
             "style": c.style_weight * style_loss(fy, self.style_grams, self.layer_weights),
             "tv": c.tv_weight * tv_loss(y.float()),
         }
+        if c.colour_weight > 0:
+            terms["colour"] = c.colour_weight * colour_loss(y, self.colour_grams)
         i = 1
         if c.noise_weight > 0:
             terms["noise"] = c.noise_weight * stability_loss(y, outs[i])
@@ -348,7 +356,7 @@ class Trainer:
         new = not path.exists()
         with path.open("a", newline="") as f:
             w = csv.writer(f)
-            keys = ["total", "content", "style", "tv", "noise", "motion"]
+            keys = CSV_KEYS
             if new:
                 w.writerow(["step", *keys, "images_per_s"])
             w.writerow([stats.step, *(f"{stats.losses.get(k, 0.0):.6g}" for k in keys),
@@ -359,10 +367,12 @@ class Trainer:
         path = self.config.run_path / "losses.csv"
         if not path.exists():
             return
-        rows = list(csv.reader(path.open()))
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+        header = ["step", *CSV_KEYS, "images_per_s"]
+        # rows are re-laid under today's header: a run from an older version lacks columns
+        rows = list(csv.DictReader(path.open()))
+        kept = [[r.get(k) or "0" for k in header] for r in rows if int(r["step"]) <= self.step]
         with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-            csv.writer(f).writerows(kept)
+            csv.writer(f).writerows([header, *kept])
 
     def checkpoint(self) -> list[Path]:
         """Rank 0 writes state, style, snapshot and samples; the others wait for it."""
