@@ -12,7 +12,14 @@ from cli_helpers import assert_clean_error, run_cli
 from torchvision.models import vgg16
 
 from streamnst.checkpoints import load_style, read_checkpoint_file
-from streamnst.training.losses import colour_grams, colour_loss, motion_views, smooth_random_flow
+from streamnst.training.losses import (
+    colour_grams,
+    colour_loss,
+    luma,
+    luma_loss,
+    motion_views,
+    smooth_random_flow,
+)
 from streamnst.training.trainer import TrainConfig, Trainer
 from streamnst.vgg import VGGFeatures
 
@@ -186,10 +193,26 @@ def test_colour_loss_pulls_an_image_to_the_painting_palette():
     assert red > green + 0.15, (red, green)
 
 
-def test_colour_term_is_trained_and_logged_and_old_logs_resume(photos):
-    cfg = _config(photos, steps=3, colour_weight=2.0)
+def test_luma_loss_holds_light_and_shade_but_frees_texture_and_hue():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=gen) * 0.5 + 0.25
+    checker = ((torch.arange(32).view(-1, 1) + torch.arange(32)) % 2).float() * 0.2 - 0.1
+    textured = x + checker  # a fine pattern that averages out over each 8x8 block
+    swapped = x[:, [1, 0, 2]]
+    recoloured = swapped + (luma(x) - luma(swapped))  # other hues, the same luma
+    blob = x.clone()
+    blob[..., 8:24, 8:24] = 0.0  # a dark blob on the frame
+    assert float(luma_loss(textured, x)) < 1e-6
+    assert float(luma_loss(recoloured, x)) < 1e-6
+    assert float(luma_loss(blob, x)) > 0.1
+
+
+def test_colour_and_luma_terms_are_trained_and_logged_and_old_logs_resume(photos):
+    cfg = _config(photos, steps=3, colour_weight=2.0, luma_weight=1.0)
     t = Trainer(cfg, vgg=_vgg())
-    assert float(t.losses(torch.rand(2, 3, 32, 32))["colour"]) > 0
+    with torch.no_grad():
+        terms = t.losses(torch.rand(2, 3, 32, 32))
+    assert float(terms["colour"]) > 0 and float(terms["luma"]) > 0
     t.run()
     assert load_style(t.config.out).training["colour_weight"] == 2.0
     path = cfg.run_path / "losses.csv"
@@ -200,7 +223,8 @@ def test_colour_term_is_trained_and_logged_and_old_logs_resume(photos):
     old_header = header.replace(",colour", "")
     old_rows = [",".join(c for i, c in enumerate(r.split(",")) if i != colour) for r in rows]
     path.write_text("\n".join([old_header, *old_rows]) + "\n")
-    Trainer(_config(photos, steps=5, colour_weight=2.0), vgg=_vgg()).run(resume=True)
+    Trainer(_config(photos, steps=5, colour_weight=2.0, luma_weight=1.0),
+            vgg=_vgg()).run(resume=True)
     header2, *rows2 = path.read_text().splitlines()
     assert header2 == header and len(rows2) == 5
     assert [r.split(",")[colour] for r in rows2[:3]] == ["0"] * 3

@@ -60,6 +60,22 @@ def colour_loss(y: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Nx3xHxW RGB -> Nx1xHxW luma with Rec. 601 weights (OpenCV's RGB2GRAY)."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    return (x.float() * w).sum(1, keepdim=True)
+
+
+def luma_loss(y: torch.Tensor, x: torch.Tensor, block: int = 8) -> torch.Tensor:
+    """Mean |difference| of the block-averaged luma of output and input.
+
+    Keeps the frame's light and shade where VGG16 features are silent: HED's trunk answers
+    edges, so on a flat wall the content loss lets the style paint anything (dark blobs,
+    stripes). Detail finer than `block` pixels and all hue stay free for the style.
+    """
+    return F.l1_loss(F.avg_pool2d(luma(y), block), F.avg_pool2d(luma(x), block))
+
+
 def tv_loss(y: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels (y in [0,1])."""
     dx = (y[..., :, 1:] - y[..., :, :-1]).abs().mean()

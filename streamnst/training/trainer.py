@@ -39,6 +39,7 @@ from .losses import (
     colour_loss,
     content_loss,
     gram,
+    luma_loss,
     motion_loss,
     motion_views,
     sparse_noise,
@@ -49,7 +50,7 @@ from .losses import (
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
-CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour"]
+CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour", "luma"]
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "size", "batch",
                     "style_size", "seed", "content_layer", "style_layers")
@@ -71,6 +72,7 @@ class TrainConfig:
     style_weight: float = 1.5
     tv_weight: float = 0.0
     colour_weight: float = 0.0
+    luma_weight: float = 0.0
     noise_weight: float = 10.0
     noise_fraction: float = 0.05
     noise_amount: float = 30 / 255
@@ -104,8 +106,8 @@ class TrainConfig:
         if len(self.style_layer_weights) != len(self.style_layers):
             raise InputError("give one style layer weight per style layer")
         for name in ("fine_blocks", "lr", "content_weight", "style_weight", "tv_weight",
-                     "colour_weight", "noise_weight", "motion_weight", "noise_fraction",
-                     "noise_amount", "motion_shift", "clip"):
+                     "colour_weight", "luma_weight", "noise_weight", "motion_weight",
+                     "noise_fraction", "noise_amount", "motion_shift", "clip"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
 
@@ -273,6 +275,8 @@ class Trainer:
         }
         if c.colour_weight > 0:
             terms["colour"] = c.colour_weight * colour_loss(y, self.colour_grams)
+        if c.luma_weight > 0:
+            terms["luma"] = c.luma_weight * luma_loss(y, x)
         i = 1
         if c.noise_weight > 0:
             terms["noise"] = c.noise_weight * stability_loss(y, outs[i])
