@@ -18,7 +18,9 @@ from streamnst.training.losses import (
     luma,
     luma_loss,
     motion_views,
+    patch_loss,
     smooth_random_flow,
+    style_patches,
 )
 from streamnst.training.trainer import TrainConfig, Trainer
 from streamnst.vgg import VGGFeatures
@@ -207,12 +209,38 @@ def test_luma_loss_holds_light_and_shade_but_frees_texture_and_hue():
     assert float(luma_loss(blob, x)) > 0.1
 
 
+def test_patch_loss_knows_the_painting_and_pulls_towards_its_patterns():
+    gen = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    stripes = ((xx // 3) % 2).float()  # red and blue stripes 3 px wide
+    painting = torch.stack([stripes, 0.1 * torch.ones_like(stripes), 1 - stripes])[None]
+    targets = style_patches(painting, gen)
+    other = torch.rand(1, 3, 64, 64, generator=gen)
+    assert float(patch_loss(painting, targets, gen)) < 0.1 * float(patch_loss(other, targets, gen))
+    x = torch.full((1, 3, 64, 64), 0.5).add(torch.rand(1, 3, 64, 64, generator=gen) * 0.1)
+    x.requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.03)
+    with torch.no_grad():
+        before = float(patch_loss(x, targets, gen))
+    for _ in range(150):
+        opt.zero_grad()
+        patch_loss(x, targets, gen).backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(patch_loss(x, targets, gen))
+    assert after < 0.3 * before, (before, after)
+    green = x.detach()[0, 1].mean()
+    assert green < 0.3, green  # the painting has almost no green
+    spread = x.detach()[0, 0].std()
+    assert spread > 0.25, spread  # red comes in stripes, not as a flat tint
+
+
 def test_colour_and_luma_terms_are_trained_and_logged_and_old_logs_resume(photos):
-    cfg = _config(photos, steps=3, colour_weight=2.0, luma_weight=1.0)
+    cfg = _config(photos, steps=3, colour_weight=2.0, luma_weight=1.0, patch_weight=1.0)
     t = Trainer(cfg, vgg=_vgg())
     with torch.no_grad():
         terms = t.losses(torch.rand(2, 3, 32, 32))
-    assert float(terms["colour"]) > 0 and float(terms["luma"]) > 0
+    assert float(terms["colour"]) > 0 and float(terms["luma"]) > 0 and float(terms["patch"]) > 0
     t.run()
     assert load_style(t.config.out).training["colour_weight"] == 2.0
     path = cfg.run_path / "losses.csv"
@@ -223,7 +251,7 @@ def test_colour_and_luma_terms_are_trained_and_logged_and_old_logs_resume(photos
     old_header = header.replace(",colour", "")
     old_rows = [",".join(c for i, c in enumerate(r.split(",")) if i != colour) for r in rows]
     path.write_text("\n".join([old_header, *old_rows]) + "\n")
-    Trainer(_config(photos, steps=5, colour_weight=2.0, luma_weight=1.0),
+    Trainer(_config(photos, steps=5, colour_weight=2.0, luma_weight=1.0, patch_weight=1.0),
             vgg=_vgg()).run(resume=True)
     header2, *rows2 = path.read_text().splitlines()
     assert header2 == header and len(rows2) == 5

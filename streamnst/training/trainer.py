@@ -42,15 +42,17 @@ from .losses import (
     luma_loss,
     motion_loss,
     motion_views,
+    patch_loss,
     sparse_noise,
     stability_loss,
     style_loss,
+    style_patches,
     tv_loss,
 )
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
-CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour", "luma"]
+CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour", "luma", "patch"]
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "size", "batch",
                     "style_size", "seed", "content_layer", "style_layers")
@@ -73,6 +75,7 @@ class TrainConfig:
     tv_weight: float = 0.0
     colour_weight: float = 0.0
     luma_weight: float = 0.0
+    patch_weight: float = 0.0
     noise_weight: float = 10.0
     noise_fraction: float = 0.05
     noise_amount: float = 30 / 255
@@ -106,8 +109,8 @@ class TrainConfig:
         if len(self.style_layer_weights) != len(self.style_layers):
             raise InputError("give one style layer weight per style layer")
         for name in ("fine_blocks", "lr", "content_weight", "style_weight", "tv_weight",
-                     "colour_weight", "luma_weight", "noise_weight", "motion_weight",
-                     "noise_fraction", "noise_amount", "motion_shift", "clip"):
+                     "colour_weight", "luma_weight", "patch_weight", "noise_weight",
+                     "motion_weight", "noise_fraction", "noise_amount", "motion_shift", "clip"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
 
@@ -196,8 +199,11 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.style_grams = self._style_grams()
-        self.colour_grams = [g.to(self.device) for g in
-                             colour_grams(image_to_tensor(self.style_rgb, "cpu"))]
+        style = image_to_tensor(self.style_rgb, "cpu")
+        self.colour_grams = [g.to(self.device) for g in colour_grams(style)]
+        # its own generator: the sample must not shift the training draws of older runs
+        self.style_patches = [p.to(self.device) for p in style_patches(
+            style, torch.Generator().manual_seed(config.seed))]
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
         self.board = _open_board(config) if config.tensorboard and self.dist.is_main else None
@@ -277,6 +283,8 @@ class Trainer:
             terms["colour"] = c.colour_weight * colour_loss(y, self.colour_grams)
         if c.luma_weight > 0:
             terms["luma"] = c.luma_weight * luma_loss(y, x)
+        if c.patch_weight > 0:
+            terms["patch"] = c.patch_weight * patch_loss(y, self.style_patches, self.gen)
         i = 1
         if c.noise_weight > 0:
             terms["noise"] = c.noise_weight * stability_loss(y, outs[i])
