@@ -211,7 +211,7 @@ def test_luma_loss_holds_light_and_shade_but_frees_texture_and_hue():
 
 def test_patch_loss_knows_the_painting_and_pulls_towards_its_patterns():
     gen = torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    _, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
     stripes = ((xx // 3) % 2).float()  # red and blue stripes 3 px wide
     painting = torch.stack([stripes, 0.1 * torch.ones_like(stripes), 1 - stripes])[None]
     targets = style_patches(painting, gen)
@@ -235,7 +235,7 @@ def test_patch_loss_knows_the_painting_and_pulls_towards_its_patterns():
     assert spread > 0.25, spread  # red comes in stripes, not as a flat tint
 
 
-def test_colour_and_luma_terms_are_trained_and_logged_and_old_logs_resume(photos):
+def test_colour_luma_and_patch_terms_are_trained_and_logged_and_old_logs_resume(photos):
     cfg = _config(photos, steps=3, colour_weight=2.0, luma_weight=1.0, patch_weight=1.0)
     t = Trainer(cfg, vgg=_vgg())
     with torch.no_grad():

@@ -95,7 +95,7 @@ def patch_loss(y: torch.Tensor, targets: list[torch.Tensor], gen: torch.Generato
     total = torch.zeros((), device=y.device)
     for scale, target in zip(PATCH_SCALES, targets, strict=True):
         rows = patch_rows(y, scale)
-        if rows.shape[0] > sample:  # a random sample of positions: as sharp, far cheaper
+        if rows.shape[0] > sample:  # a random sample of positions: same distribution, cheaper
             rows = rows[torch.randperm(rows.shape[0], generator=gen)[:sample].to(y.device)]
         d = torch.randn(rows.shape[1], directions, generator=gen).to(y.device)
         d = d / d.norm(dim=0, keepdim=True)
