@@ -116,9 +116,9 @@ def luma(x: torch.Tensor) -> torch.Tensor:
 def luma_loss(y: torch.Tensor, x: torch.Tensor, block: int = 8) -> torch.Tensor:
     """Mean |difference| of the block-averaged luma of output and input.
 
-    Keeps the frame's light and shade where VGG16 features are silent: HED's trunk answers
-    edges, so on a flat wall the content loss lets the style paint anything (dark blobs,
-    stripes). Detail finer than `block` pixels and all hue stay free for the style.
+    Keeps the frame's light and shade: a guard against the dark blobs that Gram losses
+    grow on flat walls and table tops. Detail finer than `block` pixels and all hue stay
+    free for the style.
     """
     return F.l1_loss(F.avg_pool2d(luma(y), block), F.avg_pool2d(luma(x), block))
 
