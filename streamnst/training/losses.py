@@ -36,6 +36,11 @@ def style_loss(out_features: dict[str, torch.Tensor], style_grams: dict[str, tor
     return total
 
 
+def _at_scale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """x in fp32 at 1/scale resolution (block averages)."""
+    return F.avg_pool2d(x.float(), scale) if scale > 1 else x.float()
+
+
 def colour_grams(x: torch.Tensor, scales: tuple[int, ...] = (1, 4)) -> list[torch.Tensor]:
     """Second moments of 3x3 RGB patches (plus a constant, so means count too) at each scale.
 
@@ -44,8 +49,7 @@ def colour_grams(x: torch.Tensor, scales: tuple[int, ...] = (1, 4)) -> list[torc
     """
     grams = []
     for k in scales:
-        y = F.avg_pool2d(x.float(), k) if k > 1 else x.float()
-        p = F.unfold(y, 3)  # N x 27 x positions
+        p = F.unfold(_at_scale(x, k), 3)  # N x 27 x positions
         p = torch.cat([p, torch.ones_like(p[:, :1])], 1)
         grams.append(p @ p.transpose(1, 2) / p.shape[2])
     return grams
@@ -66,8 +70,7 @@ PATCH_SCALES = (1, 2, 4)
 
 def patch_rows(x: torch.Tensor, scale: int, size: int = PATCH_SIZE) -> torch.Tensor:
     """Every size x size RGB patch of x (Nx3xHxW) at 1/scale resolution, one row each."""
-    y = F.avg_pool2d(x.float(), scale) if scale > 1 else x.float()
-    return F.unfold(y, size).transpose(1, 2).reshape(-1, 3 * size * size)
+    return F.unfold(_at_scale(x, scale), size).transpose(1, 2).reshape(-1, 3 * size * size)
 
 
 def style_patches(style: torch.Tensor, gen: torch.Generator, keep: int = 32768

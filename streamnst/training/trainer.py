@@ -53,6 +53,7 @@ from .losses import (
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
 CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour", "luma", "patch"]
+CSV_HEADER = ["step", *CSV_KEYS, "images_per_s"]
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "size", "batch",
                     "style_size", "seed", "content_layer", "style_layers")
@@ -199,11 +200,14 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.style_grams = self._style_grams()
+        # targets of the optional pixel losses, made only for a run that uses them
         style = image_to_tensor(self.style_rgb, "cpu")
-        self.colour_grams = [g.to(self.device) for g in colour_grams(style)]
+        self.colour_grams = ([g.to(self.device) for g in colour_grams(style)]
+                             if config.colour_weight > 0 else [])
         # its own generator: the sample must not shift the training draws of older runs
-        self.style_patches = [p.to(self.device) for p in style_patches(
+        self.style_patches = ([p.to(self.device) for p in style_patches(
             style, torch.Generator().manual_seed(config.seed))]
+            if config.patch_weight > 0 else [])
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
         self.board = _open_board(config) if config.tensorboard and self.dist.is_main else None
@@ -368,10 +372,9 @@ class Trainer:
         new = not path.exists()
         with path.open("a", newline="") as f:
             w = csv.writer(f)
-            keys = CSV_KEYS
             if new:
-                w.writerow(["step", *keys, "images_per_s"])
-            w.writerow([stats.step, *(f"{stats.losses.get(k, 0.0):.6g}" for k in keys),
+                w.writerow(CSV_HEADER)
+            w.writerow([stats.step, *(f"{stats.losses.get(k, 0.0):.6g}" for k in CSV_KEYS),
                         f"{stats.images_per_s:.3f}"])
 
     def _trim_csv(self) -> None:
@@ -379,12 +382,13 @@ class Trainer:
         path = self.config.run_path / "losses.csv"
         if not path.exists():
             return
-        header = ["step", *CSV_KEYS, "images_per_s"]
         # rows are re-laid under today's header: a run from an older version lacks columns
-        rows = list(csv.DictReader(path.open()))
-        kept = [[r.get(k) or "0" for k in header] for r in rows if int(r["step"]) <= self.step]
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [[r.get(k) or "0" for k in CSV_HEADER] for r in rows
+                if int(r["step"]) <= self.step]
         with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-            csv.writer(f).writerows([header, *kept])
+            csv.writer(f).writerows([CSV_HEADER, *kept])
 
     def checkpoint(self) -> list[Path]:
         """Rank 0 writes state, style, snapshot and samples; the others wait for it."""
