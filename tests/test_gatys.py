@@ -9,13 +9,15 @@ from streamnst.errors import InputError
 from streamnst.gatys import Gatys, GatysSettings, frames_dir, render_gatys
 from streamnst.metrics import warping_errors
 from streamnst.vgg import VGGFeatures
+from streamnst.video import VideoReader
 
 LAYERS = ("relu1_2", "relu2_2")
 
 
 def _vgg():
     torch.manual_seed(3)
-    return VGGFeatures(vgg16(weights=None).features.state_dict(), "torchvision", LAYERS)
+    return VGGFeatures(vgg16(weights=None).features.state_dict(), "torchvision", LAYERS,
+                       arch="vgg16")
 
 
 def _settings(**kw):
@@ -38,6 +40,31 @@ def test_iterations_lower_the_loss(optimizer):
     out = g.stylize_image(content)
     assert out.shape == (40, 48, 3)
     assert g.last_history[-1] < 0.9 * g.last_history[0]
+
+
+def test_default_optimizer_cuts_the_style_loss_tenfold_with_vgg19():
+    """The issue's check: L-BFGS with the packaged VGG19 on a small real frame."""
+    from streamnst.imageio import read_image
+    from streamnst.vgg import load_vgg
+
+    with VideoReader("streamnst/assets/demo.mp4") as reader:
+        frame = next(iter(reader))
+    s = GatysSettings(resize=64, first_iterations=40, tolerance=0.0)
+    assert s.optimizer == "lbfgs"
+    g = Gatys(read_image("styles/vangogh_starry_night_1889.jpg"), load_vgg(None, s.layers), s)
+    style = []
+    out = g.stylize_image(frame, on_iter=lambda i, terms: style.append(terms["style"]))
+    assert len(g.last_history) == len(style) == 40  # one entry per optimiser step
+    assert g.stop_reason == "ran all 40 iterations"
+    assert style[-1] < 0.1 * style[0], (style[0], style[-1])
+    assert out.shape[:2] == (48, 64) and out.dtype == np.uint8
+
+
+def test_early_stop_says_why():
+    g = Gatys(_style(), _vgg(), _settings(first_iterations=50, tolerance=0.5, patience=2))
+    g.stylize_image(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    assert len(g.last_history) < 50
+    assert g.stop_reason.startswith("converged at iteration")
 
 
 def test_video_resume_skips_finished_frames(tmp_path):

@@ -2,8 +2,12 @@
 
 Three downsampling stages, residual 3x3 convs at 1/8 resolution, three upsampling
 stages (upsample then conv, which avoids checkerboard artefacts) that take skip
-connections from the encoder, and a sigmoid output in [0, 1] added to the input's
-logit (so training starts near the identity).
+connections from the encoder, and a sigmoid output in [0, 1]. The output head is
+`plain` (sigmoid(conv)) or `identity` (sigmoid(conv + logit(input)), the first
+releases' head). The identity head starts training at the photo and keeps flat walls
+flat: a conv net cannot invent texture where the input has none, and this head never
+has to (research/loss-network probe 3). The plain head must rebuild the picture from
+its features, and paints walls with strokes.
 
 Sampling (`down`, `up`): by default each downsampling averages 2x2 before a stride-1
 conv and upsampling is bilinear. The first release's stride-2 convs and nearest
@@ -26,6 +30,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 NORMS = ("batch", "none", "instance")
 UPSAMPLING = ("bilinear", "nearest")
+HEADS = ("identity", "plain")
 DOWNSAMPLING = ("pool", "stride")
 
 
@@ -84,7 +89,8 @@ class UNet(nn.Module):
     MARGIN = 8  # reflect-padded border the network may spoil, cropped afterwards
 
     def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch",
-                 up: str = "bilinear", down: str = "pool", fine_blocks: int = 0) -> None:
+                 up: str = "bilinear", down: str = "pool", fine_blocks: int = 0,
+                 head: str = "identity") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -94,6 +100,8 @@ class UNet(nn.Module):
             raise ValueError(f"up must be one of {UPSAMPLING}, got {up!r}")
         if down not in DOWNSAMPLING:
             raise ValueError(f"down must be one of {DOWNSAMPLING}, got {down!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if fine_blocks < 0:
             raise ValueError(f"fine_blocks must be >= 0, got {fine_blocks}")
         if width < 1:
@@ -101,8 +109,12 @@ class UNet(nn.Module):
         c1, c2, c3 = width, 2 * width, 4 * width
         self.config = {"width": width, "res_convs": res_convs, "norm": norm, "up": up,
                        "down": down}
-        if fine_blocks:  # only when used, so files stay readable by releases without it
+        # only when used, so files stay readable by releases without them
+        if fine_blocks:
             self.config["fine_blocks"] = fine_blocks
+        if head != "identity":
+            self.config["head"] = head
+        self.head = head
         self.up_mode = up
         pool = down == "pool"
         stride = 1 if pool else 2
@@ -130,6 +142,8 @@ class UNet(nn.Module):
         y = self.fine1(self.up1(self._up(y, e2)))
         y = self.fine2(self.up2(self._up(y, e1)))
         y = self.up3(self._up(y, x))
+        if self.head == "plain":
+            return torch.sigmoid(self.out(y))
         # residual in logit space: an untrained network is close to the identity, so
         # training starts from the photo's contrast and colours and adds the style to it
         return torch.sigmoid(self.out(y) + torch.logit(x, eps=0.01))

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,33 +30,33 @@ from ..devices import autocast, parse_dtype, pick_device
 from ..errors import CheckpointError, InputError
 from ..imageio import contact_sheet, read_image, resize_max_side, write_image
 from ..models import UNet, run_padded
+from ..models.unet import DOWNSAMPLING, HEADS, NORMS, UPSAMPLING
 from ..stylizer import image_to_tensor, tensor_to_image
-from ..vgg import VGGFeatures, load_vgg
+from ..vgg import CONTENT_LAYER, VGGFeatures, load_vgg
 from . import distributed
 from .data import CropSampler, list_images
 from .losses import (
-    colour_grams,
-    colour_loss,
     content_loss,
     gram,
-    luma_loss,
     motion_loss,
     motion_views,
-    patch_loss,
     sparse_noise,
     stability_loss,
     style_loss,
-    style_patches,
     tv_loss,
 )
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
-CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion", "colour", "luma", "patch"]
+CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion"]
 CSV_HEADER = ["step", *CSV_KEYS, "images_per_s"]
 # settings that must not change when a run is resumed
-_FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "size", "batch",
-                    "style_size", "seed", "content_layer", "style_layers")
+_FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "size",
+                    "batch", "style_size", "seed", "content_layer", "style_layers", "init_from")
+# what runs saved before a setting existed used (where that differs from today's default)
+_LEGACY = {"head": "identity", "width": 16, "res_convs": 10, "init_from": "",
+           "content_layer": "relu2_2",
+           "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
 
 
 @dataclass(frozen=True)
@@ -74,23 +74,26 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 1.5
     tv_weight: float = 0.0
-    colour_weight: float = 0.0
-    luma_weight: float = 0.0
-    patch_weight: float = 0.0
     noise_weight: float = 10.0
     noise_fraction: float = 0.05
     noise_amount: float = 30 / 255
     motion_weight: float = 10.0
     motion_shift: float = 8.0
-    content_layer: str = "relu2_2"
-    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 0.5)
-    width: int = 16
-    res_convs: int = 10
+    # stabilisation ramps in from stab_start over stab_ramp steps: strokes first, then
+    # steadiness (research/loss-network probe 4: from the start it keeps walls flat)
+    stab_start: int = 0
+    stab_ramp: int = 0
+    content_layer: str = CONTENT_LAYER
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    width: int = 12
+    res_convs: int = 6
     fine_blocks: int = 0
     norm: str = "batch"
     up: str = "bilinear"
     down: str = "pool"
+    head: str = "plain"
+    init_from: str = ""  # a style checkpoint to start from (warm start)
     clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 200
@@ -107,11 +110,16 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 1")
         if self.size % UNet.STRIDE:
             raise InputError(f"--size must be a multiple of {UNet.STRIDE}, got {self.size}")
+        for name, allowed in (("norm", NORMS), ("head", HEADS), ("up", UPSAMPLING),
+                              ("down", DOWNSAMPLING)):
+            if getattr(self, name) not in allowed:
+                raise InputError(f"--{name} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")
         if len(self.style_layer_weights) != len(self.style_layers):
             raise InputError("give one style layer weight per style layer")
         for name in ("fine_blocks", "lr", "content_weight", "style_weight", "tv_weight",
-                     "colour_weight", "luma_weight", "patch_weight", "noise_weight",
-                     "motion_weight", "noise_fraction", "noise_amount", "motion_shift", "clip"):
+                     "noise_weight", "motion_weight", "noise_fraction", "noise_amount",
+                     "motion_shift", "clip", "stab_start", "stab_ramp"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
 
@@ -126,18 +134,20 @@ class TrainConfig:
 
     def new_network(self) -> UNet:
         return UNet(self.width, self.res_convs, self.norm, self.up, self.down,
-                    self.fine_blocks)
+                    self.fine_blocks, self.head)
+
+    def stab_factor(self, step: int) -> float:
+        """How much of the noise and motion weights applies at `step` (0 to 1)."""
+        if step < self.stab_start:
+            return 0.0
+        if self.stab_ramp == 0:
+            return 1.0
+        return min(1.0, (step - self.stab_start + 1) / self.stab_ramp)
 
     def replace(self, **changes) -> TrainConfig:
         data = asdict(self)
         data.update(changes)
         return TrainConfig(**data)
-
-
-def _config_from_dict(data: dict) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    kept = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-    return TrainConfig(**kept)
 
 
 @dataclass
@@ -189,6 +199,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # same seed, same start, every process
             torch.manual_seed(config.seed)
             net = config.new_network()
+        if config.init_from:
+            net.load_state_dict(_warm_start_weights(config))
         self.net = net.to(self.device, memory_format=fmt)
         # under torchrun the DDP wrapper averages gradients; its buffers (batch-norm
         # statistics) follow rank 0, which is the process that saves
@@ -200,14 +212,6 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.style_grams = self._style_grams()
-        # targets of the optional pixel losses, made only for a run that uses them
-        style = image_to_tensor(self.style_rgb, "cpu")
-        self.colour_grams = ([g.to(self.device) for g in colour_grams(style)]
-                             if config.colour_weight > 0 else [])
-        # its own generator: the sample must not shift the training draws of older runs
-        self.style_patches = ([p.to(self.device) for p in style_patches(
-            style, torch.Generator().manual_seed(config.seed))]
-            if config.patch_weight > 0 else [])
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
         self.board = _open_board(config) if config.tensorboard and self.dist.is_main else None
@@ -236,7 +240,7 @@ class Trainer:
         saved = state["config"]
         for key in _FIXED_ON_RESUME:
             mine = getattr(self.config, key)
-            theirs = saved.get(key, getattr(TrainConfig, key, None))  # older runs lack new keys
+            theirs = saved.get(key, _LEGACY.get(key, getattr(TrainConfig, key, None)))
             if isinstance(theirs, list):
                 theirs = tuple(theirs)
             if mine != theirs:
@@ -265,6 +269,9 @@ class Trainer:
         c = self.config
         n = x.shape[0]
         views = [x]
+        # the extra views are drawn even while the ramp is at 0, so the random draws (and a
+        # resumed run) do not depend on where the ramp stands
+        ramp = c.stab_factor(self.step)
         if c.noise_weight > 0:
             views.append(sparse_noise(x, c.noise_fraction, c.noise_amount, self.gen))
         if c.motion_weight > 0:
@@ -283,18 +290,12 @@ class Trainer:
             "style": c.style_weight * style_loss(fy, self.style_grams, self.layer_weights),
             "tv": c.tv_weight * tv_loss(y.float()),
         }
-        if c.colour_weight > 0:
-            terms["colour"] = c.colour_weight * colour_loss(y, self.colour_grams)
-        if c.luma_weight > 0:
-            terms["luma"] = c.luma_weight * luma_loss(y, x)
-        if c.patch_weight > 0:
-            terms["patch"] = c.patch_weight * patch_loss(y, self.style_patches, self.gen)
         i = 1
         if c.noise_weight > 0:
-            terms["noise"] = c.noise_weight * stability_loss(y, outs[i])
+            terms["noise"] = ramp * c.noise_weight * stability_loss(y, outs[i])
             i += 1
         if c.motion_weight > 0:
-            terms["motion"] = c.motion_weight * motion_loss(y, outs[i], flow, mask)
+            terms["motion"] = ramp * c.motion_weight * motion_loss(y, outs[i], flow, mask)
         terms["total"] = sum(terms.values())
         return terms
 
@@ -345,10 +346,13 @@ class Trainer:
         style = {"name": c.style_name, "image": Path(c.style_image).name,
                  "thumbnail": self.thumbnail()}
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
-                    if k not in ("out", "run_dir", "device", "data", "vgg")}
+                    if k not in ("out", "run_dir", "device", "data", "vgg", "init_from")}
         # file and folder names only: a checkpoint travels, the trainer's paths do not
-        training.update(step=self.step, vgg=self.vgg.convention, processes=self.dist.world,
-                        data=Path(c.data).name, style_image=Path(c.style_image).name)
+        training.update(step=self.step, vgg=f"{self.vgg.arch}-{self.vgg.convention}",
+                        processes=self.dist.world, data=Path(c.data).name,
+                        style_image=Path(c.style_image).name)
+        if c.init_from:
+            training["init_from"] = Path(c.init_from).name
         net = c.new_network()
         net.load_state_dict(self.net.state_dict())
         return save_style(c.out, net, "unet", style=style, training=training)
@@ -459,6 +463,19 @@ class Trainer:
                 self.board.close()
             distributed.teardown(self.dist)
         return TrainResult(self.step, False, Path(self.config.out), samples)
+
+def _warm_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The weights of the style checkpoint to start from; its network must be this run's."""
+    from ..checkpoints import load_style
+
+    ckpt = load_style(config.init_from)
+    mine = config.new_network().config
+    if ckpt.arch != "unet" or ckpt.arch_args != mine:
+        raise InputError(f"--init-from {config.init_from}: its network is {ckpt.arch}"
+                         f"{ckpt.arch_args}, this run trains unet{mine}; use the same "
+                         "--width/--res-convs/--head")
+    return ckpt.model.state_dict()
+
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
