@@ -172,13 +172,16 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="WebRTC server address (other than loopback requires the printed token).")
 @click.option("--port", default=8080, show_default=True, type=int, help="WebRTC server port.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (a reverse proxy's); by default "
+                   "only IP addresses and localhost with our port (against DNS rebinding).")
 @click.option("--max-viewers", default=4, show_default=True, type=click.IntRange(min=1),
               help="WebRTC viewer limit.")
 @click.option("--fps-target", type=click.FloatRange(min=1, max=240), default=None,
               help="Frame rate --scale auto keeps up with (default: the source's, at most 30).")
 def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, backend, blend,
-         strength, max_frames, duration, overwrite, as_json, host, port, max_viewers,
-         fps_target):
+         strength, max_frames, duration, overwrite, as_json, host, port, allow_hosts,
+         max_viewers, fps_target):
     """Run the live filter: capture, stylise, blend, and send to every output.
 
     Example: streamnst live --source webcam --output vcam --style great_wave
@@ -201,7 +204,8 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     sinks = []
     for spec in specs:
         if spec == "webrtc":
-            sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers))
+            sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers,
+                                    allow_hosts=allow_hosts))
         else:
             sinks.append(open_sink(spec, overwrite=overwrite))
     max_side = LIVE_MAX_SIDE if max_side is None else max_side
@@ -224,6 +228,9 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     pipeline.start()
     for problem in pipeline.sink_problems:
         console.print(f"[yellow]warning:[/] {problem.message}", highlight=False)
+    for sink in sinks:  # the token goes to the user's terminal, never into a log
+        if isinstance(sink, WebRTCSink) and sink.server.token:
+            console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
     try:
         with key_reader() as read_key, Live(status_table(pipeline), console=console,
                                             refresh_per_second=4,

@@ -6,7 +6,8 @@ hands them to the loop. Every viewer has its own latest-frame track: `recv()` on
 awaits the newest frame, so a stalled viewer holds one stale frame, never a queue,
 and never slows the others. (aiortc's MediaRelay would hand the same PyAV frame to
 every peer's encoder thread; sharing it stalled the second viewer here.) Binding
-anything but loopback requires a token printed at start.
+anything but loopback requires a token printed at start. Every request passes the
+Host, Origin and Content-Type checks of `http_guard` first, even on loopback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, V
 
 from .errors import OutputError, StreamNSTError
 from .frame import Frame
+from .http_guard import HostPolicy, guard_middleware
 from .sinks import Sink
 from .temporal import MODES, BlendSettings
 
@@ -37,7 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 VIDEO_CLOCK = 90000
-MAX_OFFER_BYTES = 64 * 1024
+MAX_OFFER_BYTES = 64 * 1024  # request body cap (aiohttp answers 413 beyond it)
+MAX_SDP_CHARS = 32 * 1024  # a browser's offer is 3-8 KB
+MAX_PENDING_OFFERS = 2  # offers being negotiated at once
+CONNECT_TIMEOUT_S = 20.0  # a peer that has not connected by then is closed, its slot freed
+JSON_PATHS = ("/offer", "/api/control")
 ASSETS = {"/": ("index.html", "text/html"), "/viewer.js": ("viewer.js", "text/javascript"),
           "/viewer.css": ("viewer.css", "text/css")}
 
@@ -105,9 +111,14 @@ class WebRTCServer:
     """aiohttp app: viewer page, /offer, /api/state, /api/control; in its own thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_viewers: int = 4,
-                 token: str | None = None) -> None:
+                 token: str | None = None, allow_hosts: tuple[str, ...] = (),
+                 connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
         self.host, self.port, self.max_viewers = host, port, max_viewers
         self.token = token or (None if is_loopback(host) else secrets.token_urlsafe(16))
+        self.policy = HostPolicy(port, allow_hosts)
+        self.connect_timeout = connect_timeout
+        self.pending_offers = 0
+        self.offers_answered = 0
         self.pipeline: Pipeline | None = None
         self.peers: set[RTCPeerConnection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -122,6 +133,11 @@ class WebRTCServer:
     def url(self) -> str:
         query = f"?token={self.token}" if self.token else ""
         return f"http://{self.host}:{self.port}/{query}"
+
+    @property
+    def public_url(self) -> str:
+        """The URL without the token: what logs and status lines show."""
+        return f"http://{self.host}:{self.port}/" + ("?token=..." if self.token else "")
 
     # ----- lifecycle (called from other threads) -------------------------------------------
     def start(self) -> None:
@@ -150,7 +166,8 @@ class WebRTCServer:
         self.loop.close()
 
     async def _serve(self) -> None:
-        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[self._auth])
+        guard = guard_middleware(self.policy, JSON_PATHS)
+        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[guard, self._auth])
         app.router.add_get("/", self._asset)
         app.router.add_get("/viewer.js", self._asset)
         app.router.add_get("/viewer.css", self._asset)
@@ -163,6 +180,7 @@ class WebRTCServer:
         await site.start()
         if self.port == 0:  # an OS-chosen port (tests)
             self.port = site._server.sockets[0].getsockname()[1]
+        self.policy.port = self.port
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(pc.close() for pc in list(self.peers)), return_exceptions=True)
@@ -227,9 +245,21 @@ class WebRTCServer:
         if not isinstance(sdp, str) or kind != "offer":
             return web.json_response({"error": "expected {sdp: string, type: 'offer'}"},
                                      status=400)
+        if len(sdp) > MAX_SDP_CHARS:
+            return web.json_response({"error": f"offer larger than {MAX_SDP_CHARS} bytes"},
+                                     status=413)
         if len(self.peers) >= self.max_viewers:
             return web.json_response({"error": f"viewer limit ({self.max_viewers}) reached"},
                                      status=503)
+        if self.pending_offers >= MAX_PENDING_OFFERS:
+            return web.json_response({"error": "too many offers at once; retry"}, status=503)
+        self.pending_offers += 1
+        try:
+            return await self._answer(sdp, kind)
+        finally:
+            self.pending_offers -= 1
+
+    async def _answer(self, sdp: str, kind: str) -> web.Response:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.peers.add(pc)
 
@@ -256,9 +286,17 @@ class WebRTCServer:
         except Exception as exc:  # aiortc raises ValueError and others on bad SDP
             await self._drop(pc)
             return web.json_response({"error": f"bad offer: {exc}"}, status=400)
-        log.info("webrtc viewer connected (%d/%d)", len(self.peers), self.max_viewers)
+        log.info("webrtc viewer answered (%d/%d)", len(self.peers), self.max_viewers)
+        self.offers_answered += 1
+        asyncio.get_running_loop().call_later(self.connect_timeout, self._expire, pc)
         return web.json_response({"sdp": pc.localDescription.sdp,
                                   "type": pc.localDescription.type})
+
+    def _expire(self, pc: RTCPeerConnection) -> None:
+        """A peer that never completed ICE and DTLS in time holds a slot: close it."""
+        if pc in self.peers and pc.connectionState != "connected":
+            log.info("webrtc peer did not connect within %.0f s; closed", self.connect_timeout)
+            asyncio.ensure_future(self._drop(pc))
 
     async def _drop(self, pc: RTCPeerConnection) -> None:
         track = self.tracks.pop(pc, None)
@@ -340,9 +378,9 @@ class WebRTCSink(Sink):
     """`--output webrtc`: serve the stylised stream to browsers."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_viewers: int = 4,
-                 token: str | None = None) -> None:
+                 token: str | None = None, allow_hosts: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.server = WebRTCServer(host, port, max_viewers, token)
+        self.server = WebRTCServer(host, port, max_viewers, token, allow_hosts)
         self.name = "webrtc"
 
     def attach(self, pipeline: Pipeline) -> None:
@@ -350,8 +388,8 @@ class WebRTCSink(Sink):
 
     def open(self, width: int, height: int, fps: float) -> None:
         self.server.start()
-        self.name = f"webrtc {self.server.url}"
-        log.warning("WebRTC viewer: %s", self.server.url)
+        self.name = f"webrtc {self.server.public_url}"
+        log.warning("WebRTC viewer: %s", self.server.public_url)
 
     def send(self, frame: Frame) -> None:
         self.server.publish(frame.image, frame.timestamp)

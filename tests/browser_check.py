@@ -49,6 +49,77 @@ window.streamnstPeer.getStats().then((s) => {
 """
 
 
+EVIL_PAGE = """<!doctype html><title>another site</title><script>
+const target = "http://127.0.0.1:%(port)d";
+window.evil = {};
+const json = {"Content-Type": "application/json"};
+async function attempt(name, url, init) {
+  try {
+    const r = await fetch(url, init);
+    window.evil[name] = init.mode === "no-cors" ? "sent" : "answered " + r.status;
+  } catch (e) { window.evil[name] = "blocked"; }
+}
+(async () => {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", {direction: "recvonly"});
+  await pc.setLocalDescription(await pc.createOffer());
+  const offer = JSON.stringify({sdp: pc.localDescription.sdp, type: "offer"});
+  const change = JSON.stringify({style: "alpha", strength: 0.2, blend: "off"});
+  // a "simple" request: no preflight, the browser sends it and hides the answer
+  await attempt("simple_control", target + "/api/control", {method: "POST", mode: "no-cors",
+    headers: {"Content-Type": "text/plain"}, body: change});
+  await attempt("simple_offer", target + "/offer", {method: "POST", mode: "no-cors",
+    headers: {"Content-Type": "text/plain"}, body: offer});
+  // JSON needs a CORS preflight, which we never grant
+  await attempt("json_control", target + "/api/control", {method: "POST", headers: json,
+    body: change});
+  await attempt("json_offer", target + "/offer", {method: "POST", headers: json, body: offer});
+  await attempt("state", target + "/api/state", {});
+  window.evil.done = true;
+})();
+</script>"""
+
+
+def serve_other_site(port: int) -> tuple[str, object]:
+    """The attacker's page on a second loopback port (another origin)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page = (EVIL_PAGE % {"port": port}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}/", httpd
+
+
+def cross_site_attack(driver, pipe, server) -> dict:
+    """Open the other site's page and report what its requests achieved."""
+    url, httpd = serve_other_site(server.port)
+    before = {"style": pipe.stylizer.name, "blend": pipe.blend_settings,
+              "answered": server.offers_answered}
+    try:
+        driver.get(url)
+        result = wait(lambda: driver.execute_script(
+            "return window.evil && window.evil.done ? window.evil : null"), 20) or {}
+    finally:
+        httpd.shutdown()
+    time.sleep(1.0)
+    return {"page": result, "style_kept": pipe.stylizer.name == before["style"]
+            and not pipe.switching, "blend_kept": pipe.blend_settings == before["blend"],
+            "offers_answered": server.offers_answered - before["answered"]}
+
+
 def wait(pred, timeout, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -129,6 +200,7 @@ def main(report_path: str, screenshot: str | None) -> None:
         report["auto_scale_off"] = bool(wait(lambda: pipe.autoscaler is None, 10))
         driver.get(sink.server.url + "?bare=1")
         report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()
+        report["cross_site"] = cross_site_attack(driver, pipe, sink.server)
     finally:
         driver.quit()
         pipe.stop()

@@ -45,3 +45,11 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
     assert report["auto_scale_on"] and report["auto_scale_off"]  # the viewer's checkbox
     assert report["bare_controls_hidden"]
     assert shot.stat().st_size > 5000
+    # a page from another origin (a second loopback port) can neither steer the filter
+    # nor get an answer to an offer
+    attack = report["cross_site"]
+    assert attack["page"].get("done"), attack
+    assert attack["style_kept"] and attack["blend_kept"], attack
+    assert attack["offers_answered"] == 0, attack
+    for name in ("json_control", "json_offer", "state"):
+        assert attack["page"][name] == "blocked", attack
