@@ -26,10 +26,23 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file 0600; the result gets what open() would give (0666 & ~umask)
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    # reading the umask means setting it: done once, at import, before any writer thread
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def remove_partials(target: str | os.PathLike) -> None:

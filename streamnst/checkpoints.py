@@ -90,10 +90,11 @@ def resolve_style(name_or_path: str | os.PathLike) -> Path:
         return styles[text]
     if path.suffix or os.sep in text:
         raise CheckpointError(f"style checkpoint {text} not found")
-    names = ", ".join(styles) or "none installed"
-    raise CheckpointError(
-        f"unknown style {text!r} (installed: {names}); pass a .pth path or run 'streamnst styles'"
-    )
+    if not styles:
+        raise CheckpointError(f"unknown style {text!r}: no styles are installed; pass a .pth "
+                              "path, or train one with 'streamnst train'")
+    raise CheckpointError(f"unknown style {text!r} (installed: {', '.join(styles)}); pass a "
+                          ".pth path or run 'streamnst styles'")
 
 
 def save_style(path: str | os.PathLike, model: nn.Module, arch: str, *, style: dict,

@@ -62,7 +62,8 @@ def parse_dtype(name: str, device: torch.device) -> torch.dtype:
     return dtype
 
 
-def autocast(device: torch.device, dtype: torch.dtype):
-    """An autocast context for reduced precision, a no-op for fp32."""
+def autocast(device: torch.device, dtype: torch.dtype, enabled: bool = True):
+    """An autocast context for reduced precision, a no-op for fp32 (or enabled=False)."""
     return torch.autocast(device_type=device.type, dtype=dtype,
-                          enabled=dtype != torch.float32 and device.type in ("cpu", "cuda"))
+                          enabled=enabled and dtype != torch.float32
+                          and device.type in ("cpu", "cuda"))

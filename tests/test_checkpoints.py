@@ -157,3 +157,21 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         save_style(good, UNet(width=4, res_convs=2), "unet", style={})
     assert good.read_bytes() == before
     assert list(tmp_path.iterdir()) == [good]
+
+
+def test_written_files_get_the_permissions_open_would_give(tmp_path):
+    """mkstemp's 0600 must not leak into results people share (recordings, styles)."""
+    import os
+    import stat
+
+    from streamnst.atomic import _UMASK, atomic_path
+
+    with atomic_path(tmp_path / "shared.mp4") as tmp:
+        tmp.write_bytes(b"x")
+        assert stat.S_IMODE(tmp.stat().st_mode) == 0o600  # private while half-written
+    mode = stat.S_IMODE((tmp_path / "shared.mp4").stat().st_mode)
+    assert mode == 0o666 & ~_UMASK and mode & 0o044, oct(mode)
+    with open(tmp_path / "plain", "w"):
+        pass
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+

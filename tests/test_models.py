@@ -15,6 +15,37 @@ def test_unet_any_size_in_range(norm, size):
     assert y.min() >= 0 and y.max() <= 1
 
 
+@pytest.mark.parametrize("head", ["identity", "plain"])
+@pytest.mark.parametrize("size", [(1, 1), (17, 23), (90, 61)])
+def test_shuffle_ends_any_size_and_no_checkerboard_at_start(head, size):
+    torch.manual_seed(0)
+    net = UNet(width=4, res_convs=2, head=head, ends="shuffle").eval()
+    x = torch.rand(1, 3, *size)
+    y = run_padded(net, x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    if head == "plain":  # sub-pixel init: the four pixels of each 2x2 block start equal
+        with torch.no_grad():
+            z = net(torch.rand(1, 3, 32, 48))
+        assert torch.allclose(z[..., 0::2, 0::2], z[..., 1::2, 1::2])
+        assert torch.allclose(z[..., 0::2, 1::2], z[..., 1::2, 0::2])
+    assert net.config["ends"] == "shuffle"
+    assert "ends" not in UNet(width=4, res_convs=2).config  # old files stay as they were
+    with pytest.raises(ValueError, match="ends"):
+        UNet(ends="half")
+
+
+def test_shuffle_ends_never_compute_at_full_resolution():
+    """Every conv of the shuffle layout sees at most half the frame's size."""
+    net = UNet(width=4, res_convs=2, ends="shuffle").eval()
+    seen = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[-1]))
+    with torch.no_grad():
+        net(torch.rand(1, 3, 32, 64))
+    assert seen and max(seen) == 32
+
+
 def test_unet_needs_stride_multiple_without_padding():
     net = UNet(width=4, res_convs=2).eval()
     with pytest.raises(RuntimeError):

@@ -10,8 +10,21 @@ from streamnst.onnx_backend import OnnxModel, export_onnx
 from streamnst.stylizer import Stylizer, StylizerSettings
 
 
-def test_exported_graph_matches_torch_at_several_sizes(tmp_path, tiny_style):
-    ckpt = load_style(tiny_style)
+@pytest.fixture(params=["full", "shuffle"])
+def any_style(request, tmp_path, tiny_style):
+    """The first releases' layout and today's (space-to-depth in, pixel shuffle out)."""
+    if request.param == "full":
+        return tiny_style
+    from streamnst.checkpoints import save_style
+    from streamnst.models import UNet
+
+    torch.manual_seed(4)
+    net = UNet(width=4, res_convs=2, head="plain", ends="shuffle").eval()
+    return save_style(tmp_path / "shuffle.pth", net, "unet", style={"name": "tiny"})
+
+
+def test_exported_graph_matches_torch_at_several_sizes(tmp_path, any_style):
+    ckpt = load_style(any_style)
     path = export_onnx(ckpt, tmp_path / "tiny.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map

@@ -33,7 +33,9 @@ def test_fused_fp32_matches_the_checkpoint_network(tiny_style):
 def test_bf16_is_close_to_fp32(tiny_style):
     img = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     a = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32")).stylize(img)
-    b = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="bf16")).stylize(img)
+    s = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="bf16"))
+    assert s.native and next(s.model.parameters()).dtype == torch.bfloat16  # no autocast
+    b = s.stylize(img)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
 
 

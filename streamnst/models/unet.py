@@ -15,6 +15,14 @@ upsampling (`down="stride", up="nearest"`, 1.17x faster) aliased: trained styles
 a grid of blobs locked to the 8-pixel stride. Old files load with their own settings.
 Inputs must be multiples of `STRIDE`; `streamnst.models.padding` pads.
 
+Ends (`ends`): with `shuffle` (the default since the VGG19 gallery) the network never
+works at full resolution. The frame enters as a space-to-depth copy (2x2 pixels -> 12
+channels at half size, lossless) and leaves through a sub-pixel conv (12 channels ->
+2x2 pixels, pixel shuffle). On a 2-core CPU, full-resolution upsampling, concatenation and
+their copies cost more than every conv together; without them a w16 network runs in half
+the time. `full` is the first releases' layout (pooling the frame, a full-resolution last
+stage); old files load with it.
+
 Convs at 1/4 and 1/8 resolution reflect-pad: zero padding there lets the wide
 receptive field learn where the frame border is, which shows as bands along the
 edges. The costly full- and half-resolution convs zero-pad inside a reflected
@@ -31,6 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 NORMS = ("batch", "none", "instance")
 UPSAMPLING = ("bilinear", "nearest")
 HEADS = ("identity", "plain")
+ENDS = ("full", "shuffle")
 DOWNSAMPLING = ("pool", "stride")
 
 
@@ -40,6 +49,15 @@ def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     return nn.Identity()
+
+
+def _icnr_(conv: nn.Conv2d, scale: int = 2) -> None:
+    """Sub-pixel conv init (Aitken et al. 2017): the scale**2 outputs that a pixel shuffle
+    spreads over one block start equal, so an untrained network draws no 2x2 checkerboard."""
+    groups = conv.out_channels // scale**2
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[:groups].repeat_interleave(scale**2, dim=0))
+        conv.bias.copy_(conv.bias[:groups].repeat_interleave(scale**2))
 
 
 class ConvBlock(nn.Module):
@@ -90,7 +108,7 @@ class UNet(nn.Module):
 
     def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch",
                  up: str = "bilinear", down: str = "pool", fine_blocks: int = 0,
-                 head: str = "identity") -> None:
+                 head: str = "identity", ends: str = "full") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -100,6 +118,8 @@ class UNet(nn.Module):
             raise ValueError(f"up must be one of {UPSAMPLING}, got {up!r}")
         if down not in DOWNSAMPLING:
             raise ValueError(f"down must be one of {DOWNSAMPLING}, got {down!r}")
+        if ends not in ENDS:
+            raise ValueError(f"ends must be one of {ENDS}, got {ends!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if fine_blocks < 0:
@@ -114,11 +134,15 @@ class UNet(nn.Module):
             self.config["fine_blocks"] = fine_blocks
         if head != "identity":
             self.config["head"] = head
-        self.head = head
+        if ends != "full":
+            self.config["ends"] = ends
+        self.head, self.ends = head, ends
         self.up_mode = up
         pool = down == "pool"
         stride = 1 if pool else 2
-        self.down1 = ConvBlock(3, c1, stride=stride, norm=norm, pool=pool)
+        shuffle = ends == "shuffle"
+        self.down1 = (ConvBlock(12, c1, norm=norm) if shuffle
+                      else ConvBlock(3, c1, stride=stride, norm=norm, pool=pool))
         self.down2 = ConvBlock(c1, c2, stride=stride, norm=norm, pool=pool)
         self.down3 = ConvBlock(c2, c3, stride=stride, norm=norm, pad="reflect", pool=pool)
         self.res = nn.Sequential(*[ResidualBlock(c3, norm) for _ in range(res_convs // 2)])
@@ -127,8 +151,10 @@ class UNet(nn.Module):
         self.up2 = ConvBlock(c2 + c1, c1, norm=norm)
         self.fine2 = nn.Sequential(*[ResidualBlock(c1, norm, pad="zeros")
                                      for _ in range(fine_blocks)])
-        self.up3 = ConvBlock(c1 + 3, c1, norm="none")
-        self.out = nn.Conv2d(c1, 3, 3, padding=1)
+        self.up3 = ConvBlock(c1 + (12 if shuffle else 3), c1, norm="none")
+        self.out = nn.Conv2d(c1, 12 if shuffle else 3, 3, padding=1)
+        if shuffle:
+            _icnr_(self.out)
 
     def _up(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode=self.up_mode)
@@ -136,17 +162,20 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: Nx3xHxW in [0, 1], H and W multiples of 8. Returns the same shape in [0, 1]."""
-        e1 = self.down1(x)
+        shuffle = self.ends == "shuffle"
+        xs = F.pixel_unshuffle(x, 2) if shuffle else x
+        e1 = self.down1(xs)
         e2 = self.down2(e1)
         y = self.res(self.down3(e2))
         y = self.fine1(self.up1(self._up(y, e2)))
         y = self.fine2(self.up2(self._up(y, e1)))
-        y = self.up3(self._up(y, x))
+        y = self.up3(torch.cat([y, xs], dim=1) if shuffle else self._up(y, x))
+        y = F.pixel_shuffle(self.out(y), 2) if shuffle else self.out(y)
         if self.head == "plain":
-            return torch.sigmoid(self.out(y))
+            return torch.sigmoid(y)
         # residual in logit space: an untrained network is close to the identity, so
         # training starts from the photo's contrast and colours and adds the style to it
-        return torch.sigmoid(self.out(y) + torch.logit(x, eps=0.01))
+        return torch.sigmoid(y + torch.logit(x, eps=0.01))
 
     def fuse(self) -> UNet:
         """Fold batch norms into convs in place (call in eval mode, for inference only)."""

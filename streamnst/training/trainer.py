@@ -30,7 +30,7 @@ from ..devices import autocast, parse_dtype, pick_device
 from ..errors import CheckpointError, InputError
 from ..imageio import contact_sheet, read_image, resize_max_side, write_image
 from ..models import UNet, run_padded
-from ..models.unet import DOWNSAMPLING, HEADS, NORMS, UPSAMPLING
+from ..models.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, UPSAMPLING
 from ..stylizer import image_to_tensor, tensor_to_image
 from ..vgg import CONTENT_LAYER, VGGFeatures, load_vgg
 from . import distributed
@@ -51,10 +51,11 @@ STATE_FORMAT = "streamnst-train-state"
 CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion"]
 CSV_HEADER = ["step", *CSV_KEYS, "images_per_s"]
 # settings that must not change when a run is resumed
-_FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "size",
+_FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "ends",
+                    "size",
                     "batch", "style_size", "seed", "content_layer", "style_layers", "init_from")
 # what runs saved before a setting existed used (where that differs from today's default)
-_LEGACY = {"head": "identity", "width": 16, "res_convs": 10, "init_from": "",
+_LEGACY = {"head": "identity", "ends": "full", "width": 16, "res_convs": 10, "init_from": "",
            "content_layer": "relu2_2",
            "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
 
@@ -86,13 +87,14 @@ class TrainConfig:
     content_layer: str = CONTENT_LAYER
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
-    width: int = 12
-    res_convs: int = 6
+    width: int = 16
+    res_convs: int = 10
     fine_blocks: int = 0
     norm: str = "batch"
     up: str = "bilinear"
     down: str = "pool"
     head: str = "plain"
+    ends: str = "shuffle"
     init_from: str = ""  # a style checkpoint to start from (warm start)
     clip: float = 1.0
     seed: int = 0
@@ -111,7 +113,7 @@ class TrainConfig:
         if self.size % UNet.STRIDE:
             raise InputError(f"--size must be a multiple of {UNet.STRIDE}, got {self.size}")
         for name, allowed in (("norm", NORMS), ("head", HEADS), ("up", UPSAMPLING),
-                              ("down", DOWNSAMPLING)):
+                              ("down", DOWNSAMPLING), ("ends", ENDS)):
             if getattr(self, name) not in allowed:
                 raise InputError(f"--{name} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")
@@ -134,7 +136,7 @@ class TrainConfig:
 
     def new_network(self) -> UNet:
         return UNet(self.width, self.res_convs, self.norm, self.up, self.down,
-                    self.fine_blocks, self.head)
+                    self.fine_blocks, self.head, self.ends)
 
     def stab_factor(self, step: int) -> float:
         """How much of the noise and motion weights applies at `step` (0 to 1)."""
