@@ -34,9 +34,9 @@ class BenchRow:
 
 def networks(widths: tuple[int, ...] = (16,)) -> dict[str, nn.Module]:
     nets: dict[str, nn.Module] = {}
-    for w in widths:  # both decoders the gallery ships (see UNet's fine_blocks)
-        nets[f"unet-w{w}"] = UNet(width=w)
-        nets[f"unet-w{w}-fine1"] = UNet(width=w, fine_blocks=1)
+    for w in widths:  # today's layout, and the first releases' (see UNet's `ends`)
+        nets[f"unet-w{w}"] = UNet(width=w, head="plain", ends="shuffle")
+        nets[f"unet-w{w}-full"] = UNet(width=w)
     nets["transformer_net"] = TransformerNet()
     return nets
 
@@ -61,11 +61,15 @@ def make_runner(net: nn.Module, backend: str, device: torch.device
     fmt = torch.channels_last if cl else torch.contiguous_format
     net = net.to(device, memory_format=fmt)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(backend.split("+")[0])
+    native = dtype is not None and isinstance(net, UNet)  # as the Stylizer runs U-Nets
+    if native:
+        net = net.to(dtype)
 
     @torch.inference_mode()
     def run(x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=fmt)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        x = (x.to(dtype) if native else x).contiguous(memory_format=fmt)
+        with torch.autocast(device.type, dtype=dtype or torch.float32,
+                            enabled=dtype is not None and not native):
             y = run_padded(net, x)
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -199,7 +199,15 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     from .webrtc import WebRTCSink
 
     blend_settings = BlendSettings(mode=blend, strength=strength)
-    source = open_source(source_spec or default_source_spec())
+    if not source_spec:
+        from .demo import DEMO_NAME
+
+        source_spec = default_source_spec()
+        if source_spec == DEMO_NAME:
+            console.print("no webcam found; playing the bundled demo clip (choose with "
+                          "--source webcam:N, screen or a video file)", highlight=False,
+                          soft_wrap=True)
+    source = open_source(source_spec)
     specs = list(outputs) or ["vcam"]
     sinks = []
     for spec in specs:
@@ -227,7 +235,8 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     stop = threading.Event()
     pipeline.start()
     for problem in pipeline.sink_problems:
-        console.print(f"[yellow]warning:[/] {problem.message}", highlight=False)
+        console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
+                      soft_wrap=True)
     for sink in sinks:  # the token goes to the user's terminal, never into a log
         if isinstance(sink, WebRTCSink) and sink.server.token:
             console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
@@ -474,7 +483,8 @@ def styles(name):
 @click.option("--width", "widths", multiple=True, type=int, default=(16,), show_default=True,
               help="U-Net widths to measure.")
 @click.option("--network", "network_names", multiple=True,
-              help="Only these networks (unet-wN, unet-wN-fine1, transformer_net).")
+              help="Only these networks (unet-wN: today's layout; unet-wN-full: the first "
+                   "releases'; transformer_net).")
 @click.option("--backend", "backend_names", multiple=True,
               help="Only these backends (eager-fp32, channels_last, bf16, "
                    "bf16+channels_last, onnx-fp32).")
@@ -616,6 +626,15 @@ def _run_training(trainer, resume: bool) -> None:
                   + (f"; samples: {grid}" if grid else ""))
 
 
+def _error_line(message: object) -> None:
+    """One unwrapped line on stderr (rich would wrap it at the terminal's width), exit 2."""
+    text = " ".join(str(message).split())
+    style = console.is_terminal and not console.no_color
+    click.echo(click.style("error:", fg="red", bold=True) + " " + text if style
+               else f"error: {text}", err=True)
+    sys.exit(2)
+
+
 def main() -> None:
     """Entry point: any streamnst error becomes one clear line and exit status 2."""
     try:
@@ -623,8 +642,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except StreamNSTError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _error_line(exc)
     except click.exceptions.Abort:
         console.print("aborted")
         sys.exit(130)
@@ -635,8 +653,8 @@ def main() -> None:
         console.print("interrupted")
         sys.exit(130)
     except OSError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _error_line(exc.strerror and f"{exc.filename or ''}: {exc.strerror}".lstrip(": ")
+                    or exc)
 
 
 if __name__ == "__main__":

@@ -162,10 +162,15 @@ class Pipeline:
                 sink.open(width, height, self.source.fps)
             except OutputError as exc:  # e.g. no virtual camera driver: tell, keep running
                 self.sink_problems.append(SinkProblem(sink.name, str(exc)))
-                log.warning("%s", exc)
+                log.info("%s", exc)  # reported once, by whoever reads sink_problems
                 continue
             opened.append(sink.start())
         self.sinks = opened
+        if not opened and self.sink_problems:
+            self.source.stop()
+            reasons = "; ".join(p.message for p in self.sink_problems)
+            raise OutputError(f"no output could be opened ({reasons}); add another --output, "
+                              "such as a .mp4 file or webrtc")
         self.stats = Stats()
         if self.auto_scale:
             self._start_autoscale()

@@ -44,6 +44,9 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool)
             raise OutputError(f"{dst}: an image input needs an image output (.png, .jpg, .webp)")
     elif dst.suffix.lower() not in VIDEO_OUT_SUFFIXES:
         raise OutputError(f"{dst}: video output must be .mp4 (H.264); got '{dst.suffix}'")
+    else:
+        with VideoReader(src):  # a file that is no video fails here, before any progress bar
+            pass
 
 
 def render_file(src: str | os.PathLike, dst: str | os.PathLike, process: Process, *,

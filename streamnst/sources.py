@@ -7,11 +7,12 @@ file (played at its native rate, looping) or an image file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -210,7 +211,8 @@ class WebcamSource(Source):
     def _open(self):
         import cv2
 
-        cap = cv2.VideoCapture(self.index)
+        with quiet_opencv():
+            cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
             return None
@@ -348,11 +350,26 @@ def open_source(spec: str) -> Source:
     return VideoFileSource(path)
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log while probing cameras: a missing camera is expected, and
+    we say so in one line of our own."""
+    import cv2
+
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def default_source_spec() -> str:
     """`webcam` where a camera answers, else the bundled demo clip."""
     import cv2
 
-    cap = cv2.VideoCapture(0)
-    ok = cap.isOpened()
-    cap.release()
+    with quiet_opencv():
+        cap = cv2.VideoCapture(0)
+        ok = cap.isOpened()
+        cap.release()
     return "webcam" if ok else DEMO_NAME

@@ -29,8 +29,8 @@ class VideoReader:
             raise InputError(f"{self.path}: file not found")
         try:
             self._container = av.open(str(self.path))
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise InputError(f"{self.path}: not a readable video ({exc})") from None
+        except (av.error.FFmpegError, ValueError):
+            raise InputError(f"{self.path}: not a video file FFmpeg can read") from None
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{self.path}: has no video stream")

@@ -11,7 +11,7 @@ def test_bench_json_is_valid_and_complete():
     assert data["threads"] >= 1 and data["repeat"] == 2
     rows = data["results"]
     nets = {row["network"] for row in rows}
-    assert nets == {"unet-w4", "unet-w4-fine1", "unet-w8", "unet-w8-fine1", "transformer_net"}
+    assert nets == {"unet-w4", "unet-w4-full", "unet-w8", "unet-w8-full", "transformer_net"}
     backends = {row["backend"] for row in rows}
     assert {"eager-fp32", "channels_last"} <= backends
     assert len(rows) == len(nets) * len(backends)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import pyvirtualcam
-from cli_helpers import run_cli
+from cli_helpers import assert_clean_error, run_cli
 from media import make_video, probe
 
 from streamnst.checkpoints import save_style
@@ -242,7 +242,25 @@ def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     text = " ".join(r.stderr.split())
     if sys.platform.startswith("linux"):
         assert "v4l2loopback" in text and "exclusive_caps=1" in text
+        # said once, as one plain line: not again as a logging block
+        assert r.stderr.count("warning:") == 1 and "WARNING" not in r.stderr, r.stderr
     assert probe(rec)["frames"] == summary["sinks"]["live.mp4"]["sent"]
+
+
+def test_cli_live_with_no_usable_output_exits_at_once(tiny_style):
+    env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    r = run_cli("live", "--source", "pattern:96x64@30", "--style", tiny_style, "-o", "window",
+                "--duration", "30", env=env, timeout=60)
+    assert_clean_error(r, "no output could be opened", "--output")
+    assert r.returncode == 2
+
+
+def test_cli_live_says_when_it_falls_back_to_the_demo_clip(tiny_style):
+    """No webcam on this machine: one line of ours, none of OpenCV's probe noise."""
+    r = run_cli("live", "--style", tiny_style, "-o", "null", "--duration", "1", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "no webcam found; playing the bundled demo clip" in r.stderr
+    assert "can't open camera" not in r.stderr and "VIDEOIO" not in r.stderr, r.stderr
 
 
 def test_cli_ctrl_c_stops_within_a_second(tmp_path, tiny_style):

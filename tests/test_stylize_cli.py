@@ -101,8 +101,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_style):
                                "--style", tiny_style), "file not found")
     fake = tmp_path / "fake.mp4"
     fake.write_bytes(b"not a video at all")
-    assert_clean_error(run_cli("stylize", fake, tmp_path / "o.mp4", "--style", tiny_style),
-                       "not a readable video")
+    r = run_cli("stylize", fake, tmp_path / "o.mp4", "--style", tiny_style,
+                env={"COLUMNS": "40"})
+    assert_clean_error(r, "not a video file FFmpeg can read")
+    # one line, unwrapped even on a narrow terminal, no errno, no progress bar before it
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: "), r.stderr
+    assert "Errno" not in r.stderr and "0/?" not in r.stderr
     assert not (tmp_path / "o.mp4").exists()
     assert_clean_error(run_cli("stylize", img, tmp_path / "o.mp4", "--style", tiny_style),
                        "image output")
