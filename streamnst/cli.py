@@ -525,14 +525,23 @@ def bench(resolutions, widths, network_names, backend_names, repeat, warmup, dev
     if as_json:
         out.print_json(json.dumps({**meta, "results": rows_as_dicts(rows)}))
         return
-    table = Table(title=f"streamnst bench ({meta['threads']} threads, median of {repeat})")
-    for col in ("network", "backend", "size", "median ms", "p95 ms", "fps", "x TransformerNet"):
-        table.add_column(col, justify="right" if "ms" in col or col in ("fps",) else "left")
+    from rich import box
+
+    # fits 80 columns: no vertical rules, short headers, a legend under the table
+    table = Table(title=f"streamnst bench: ms per frame ({meta['threads']} threads, "
+                        f"{repeat} runs)", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1))
+    for col in ("network", "backend", "size", "median", "p95", "fps", "vs TN"):
+        table.add_column(col, no_wrap=True, justify="left" if col in (
+            "network", "backend", "size") else "right")
     for r in rows:
         speed = f"{r.speedup_vs_transformer_net:.1f}x" if r.speedup_vs_transformer_net else "-"
         table.add_row(r.network, r.backend, r.resolution, f"{r.median_ms:.1f}",
                       f"{r.p95_ms:.1f}", f"{r.fps:.1f}", speed)
     out.print(table)
+    out.print("vs TN: how many times faster than Johnson et al.'s TransformerNet on its "
+              "fastest backend here; unet-wN: today's layout, unet-wN-full: the first "
+              "releases'.", highlight=False)
 
 
 def _train_options(f):

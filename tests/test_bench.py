@@ -26,3 +26,15 @@ def test_bench_json_is_valid_and_complete():
 
 def test_bench_bad_size():
     assert_clean_error(run_cli("bench", "--size", "big"), "--size must look like 640x360")
+
+
+def test_bench_table_fits_80_columns():
+    r = run_cli("bench", "--size", "40x24", "--repeat", "1", "--warmup", "0",
+                "--backend", "bf16+channels_last", "--backend", "eager-fp32",
+                env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    table = [line for line in r.stdout.splitlines() if "unet-w16" in line
+             or "transformer_net" in line]
+    assert table and all(len(line) <= 80 for line in r.stdout.splitlines()), r.stdout
+    assert "…" not in r.stdout and "bf16+channels_last" in r.stdout
+    assert "TransformerNet" in r.stdout  # the legend names the baseline
