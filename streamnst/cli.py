@@ -416,6 +416,33 @@ def gatys(content, style_image, output, content_weight, style_weight, tv_weight,
         console.print(f"last frame: {engine.stop_reason}", highlight=False)
 
 
+def _show_style(ckpt) -> None:
+    """One style's file, painting, training data and recipe, and how to retrain it."""
+    t = ckpt.training
+    for label, value in (("style", ckpt.name), ("file", ckpt.path),
+                         ("painting", ckpt.style.get("image", "?"))):
+        out.print(f"{label:<10} {value}", highlight=False, soft_wrap=True)
+    if not t:
+        out.print("no training settings recorded in this file", highlight=False)
+        return
+    if "data_images" in t:
+        data = (f"{t['data_images']} photos in a folder named '{t['data']}' "
+                f"(sha256 {t['data_sha256']})")
+    else:  # files from before the fingerprint: the folder name only
+        data = f"photos in a folder named '{t.get('data', '?')}' (count and hash not recorded)"
+    out.print(f"{'trained on':<10} {data}", highlight=False, soft_wrap=True)
+    out.print("recipe:", highlight=False)
+    skip = {"data", "data_images", "data_sha256", "style_image", "name"}
+    for key, value in sorted(t.items()):
+        if key not in skip:
+            out.print(f"  {key:<20} {value}", highlight=False)
+    out.print("retrain with (PHOTOS: your folder of training photos):", highlight=False)
+    out.print("  " + retrain_command(ckpt.name, t), highlight=False, soft_wrap=True)
+    out.print("The same photos (same count and hash), seed, torch version and machine give "
+              "the same network again; other photos or hardware give a close one, not an "
+              "identical one.", highlight=False)
+
+
 def retrain_command(name: str, training: dict) -> str:
     """The `streamnst train` command that reproduces a checkpoint's recorded recipe."""
     from dataclasses import fields
@@ -446,16 +473,7 @@ def styles(name):
     from .checkpoints import available_styles, bundled_dir, load_style, user_dir
 
     if name:
-        ckpt = load_style(name)
-        out.print(f"[bold]{ckpt.name}[/]  {ckpt.path}  painting: {ckpt.style.get('image', '?')}")
-        if not ckpt.training:
-            out.print("no training settings recorded in this file")
-            return
-        for key, value in sorted(ckpt.training.items()):
-            out.print(f"  {key:<20} {value}", highlight=False)
-        out.print("retrain with:", highlight=False)
-        out.print("  " + retrain_command(ckpt.name, ckpt.training), highlight=False,
-                  soft_wrap=True)
+        _show_style(load_style(name))
         return
 
     table = Table(title="streamnst styles")

@@ -374,7 +374,10 @@ def test_styles_shows_a_recipe_that_retrains_the_same_network(photos, random_vgg
     shown = run_cli("styles", photos / "cli.pth")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    command = lines[lines.index("retrain with:") + 1].split()
+    assert any(line.startswith("trained on") and "6 photos in a folder named 'photos'" in line
+               for line in lines), shown.stdout
+    command = lines[[i for i, line in enumerate(lines) if line.startswith("retrain with")][0]
+                    + 1].split()
     assert command[:2] == ["streamnst", "train"] and "--steps" in command
     command[2] = str(photos / Path(command[2]).name)  # styles/style.png -> the test's image
     command[command.index("PHOTOS")] = str(photos / "photos")
@@ -385,3 +388,12 @@ def test_styles_shows_a_recipe_that_retrains_the_same_network(photos, random_vgg
     a, b = load_style(photos / "cli.pth").model, load_style(photos / "again.pth").model
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
+    # the fingerprint names the photos: one changed file changes the hash
+    first = load_style(photos / "cli.pth").training
+    assert first["data_images"] == 6 and len(first["data_sha256"]) == 16
+    from streamnst.training.data import fingerprint, list_images
+
+    files = list_images(photos / "photos")
+    assert fingerprint(photos / "photos", files)["data_sha256"] == first["data_sha256"]
+    files[0].write_bytes(files[0].read_bytes() + b"x")
+    assert fingerprint(photos / "photos", files)["data_sha256"] != first["data_sha256"]

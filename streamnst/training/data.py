@@ -26,6 +26,20 @@ def list_images(root: str | Path) -> list[Path]:
     return files
 
 
+def fingerprint(root: str | Path, files: list[Path]) -> dict:
+    """What a run was trained on, so a user can tell whether their photos are the same:
+    the folder's name, the image count and a hash of every file's path and bytes."""
+    import hashlib
+
+    root = Path(root)
+    total = hashlib.sha256()
+    for path in files:  # list_images sorts them
+        total.update(path.relative_to(root).as_posix().encode() + b"\0")
+        total.update(hashlib.sha256(path.read_bytes()).digest())
+    return {"data": root.resolve().name, "data_images": len(files),
+            "data_sha256": total.hexdigest()[:16]}
+
+
 class CropSampler:
     """Random size x size crops (and horizontal flips) from photos held in memory."""
 

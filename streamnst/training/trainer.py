@@ -34,7 +34,7 @@ from ..models.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, UPSAMPLING
 from ..stylizer import image_to_tensor, tensor_to_image
 from ..vgg import CONTENT_LAYER, VGGFeatures, load_vgg
 from . import distributed
-from .data import CropSampler, list_images
+from .data import CropSampler, fingerprint, list_images
 from .losses import (
     content_loss,
     gram,
@@ -185,6 +185,7 @@ class Trainer:
         if self.dtype == torch.float16:
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         files = list_images(config.data)
+        self.data_info = fingerprint(config.data, files)
         sample_files = _pick_samples(files, config.num_samples)
         train_files = [f for f in files if f not in set(sample_files)]
         # decoded once: every checkpoint's sample grid shows the same held-out photos
@@ -351,8 +352,8 @@ class Trainer:
                     if k not in ("out", "run_dir", "device", "data", "vgg", "init_from")}
         # file and folder names only: a checkpoint travels, the trainer's paths do not
         training.update(step=self.step, vgg=f"{self.vgg.arch}-{self.vgg.convention}",
-                        processes=self.dist.world, data=Path(c.data).name,
-                        style_image=Path(c.style_image).name)
+                        processes=self.dist.world, style_image=Path(c.style_image).name,
+                        **self.data_info)
         if c.init_from:
             training["init_from"] = Path(c.init_from).name
         net = c.new_network()
