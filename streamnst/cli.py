@@ -112,7 +112,7 @@ def blend_options(f):
 @blend_options
 def stylize(input_path, output_path, style, device, dtype, scale, max_side, threads, backend,
             overwrite, max_frames, blend, strength):
-    """Stylise an image or a video file (H.264 mp4 out, audio and frame rate kept).
+    """Stylise an image or a video file (mp4/H.264, webm/VP9 or an animated gif, by suffix).
 
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
     """

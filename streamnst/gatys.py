@@ -24,7 +24,7 @@ from .imageio import is_image_path, read_image, resize_max_side, write_image
 from .stylizer import image_to_tensor, tensor_to_image
 from .training.losses import content_loss, gram, style_loss, tv_loss
 from .vgg import CONTENT_LAYER, RELU_INDEX, STYLE_LAYERS, VGGFeatures
-from .video import VideoReader, VideoWriter
+from .video import VideoReader, open_writer
 
 log = logging.getLogger(__name__)
 INITS = ("content", "random", "prev_warped")
@@ -242,7 +242,7 @@ def render_gatys(content_path: str | os.PathLike, output: str | os.PathLike, gat
     if count == 0:
         raise InputError(f"{content_path}: no frames could be decoded")
     with atomic_path(output) as tmp:
-        writer = VideoWriter(tmp, fps, audio_from=content_path if has_audio else None)
+        writer = open_writer(tmp, fps, audio_from=content_path if has_audio else None)
         try:
             for i in range(count):
                 writer.write(read_image(work / f"frame_{i:06d}.png"))

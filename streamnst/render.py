@@ -16,9 +16,8 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InputError, OutputError
 from .imageio import is_image_path, read_image, write_image
-from .video import VideoReader, VideoWriter
+from .video import VIDEO_OUT_SUFFIXES, VideoReader, open_writer
 
-VIDEO_OUT_SUFFIXES = {".mp4", ".m4v", ".mov"}
 Process = Callable[[np.ndarray], np.ndarray]
 
 
@@ -43,7 +42,8 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool)
         if not is_image_path(dst):
             raise OutputError(f"{dst}: an image input needs an image output (.png, .jpg, .webp)")
     elif dst.suffix.lower() not in VIDEO_OUT_SUFFIXES:
-        raise OutputError(f"{dst}: video output must be .mp4 (H.264); got '{dst.suffix}'")
+        raise OutputError(f"{dst}: video output must be .mp4 (H.264), .webm (VP9) or .gif; "
+                          f"got '{dst.suffix}'")
     else:
         with VideoReader(src):  # a file that is no video fails here, before any progress bar
             pass
@@ -75,7 +75,7 @@ def _render_video(src: Path, dst: Path, process: Process, max_frames: int | None
             on_start(total)
         done, interrupted = 0, False
         with atomic_path(dst) as tmp:
-            writer = VideoWriter(tmp, reader.fps, audio_from=src if reader.has_audio else None)
+            writer = open_writer(tmp, reader.fps, audio_from=src if reader.has_audio else None)
             try:
                 for image in reader:
                     if max_frames is not None and done >= max_frames:

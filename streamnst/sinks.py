@@ -14,7 +14,6 @@ from pathlib import Path
 from .atomic import atomic_path
 from .errors import OutputError
 from .frame import Frame
-from .render import VIDEO_OUT_SUFFIXES
 from .slots import LatestSlot
 from .video import VideoWriter
 
@@ -90,6 +89,10 @@ class NullSink(Sink):
         pass
 
 
+# live recordings: H.264 in mp4 keeps up in real time (VP9 and GIF are for `stylize`)
+RECORDING_SUFFIXES = frozenset({".mp4", ".m4v", ".mov"})
+
+
 class FileSink(Sink):
     """Records the stylised stream as H.264 mp4, written then renamed: valid when closed."""
 
@@ -97,7 +100,7 @@ class FileSink(Sink):
         super().__init__()
         self.path = Path(path)
         self.name = self.path.name
-        if self.path.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+        if self.path.suffix.lower() not in RECORDING_SUFFIXES:
             raise OutputError(f"{self.path}: recordings are mp4; use a .mp4 name")
         if self.path.exists() and not overwrite:
             raise OutputError(f"{self.path} exists; pass --overwrite to replace it")

@@ -1,10 +1,12 @@
-"""Video files through PyAV: RGB frames in, H.264 mp4 out with the source's audio kept."""
+"""Video files through PyAV: RGB frames in; H.264 mp4, VP9 WebM or animated GIF out,
+chosen by the file's suffix, with the source's audio kept where the container holds audio."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,9 +17,32 @@ from .errors import InputError, OutputError
 from .frame import check_image
 
 log = logging.getLogger(__name__)
-# audio codecs the mp4 muxer takes as they are; others are re-encoded to AAC
-MP4_AUDIO_COPY = {"aac", "mp3", "alac", "opus", "ac3", "eac3"}
 VFR_CLOCK = 1000  # ticks per second for timestamped (live) recordings
+
+
+@dataclass(frozen=True)
+class Container:
+    """How one output suffix is written."""
+
+    muxer: str
+    video_codec: str
+    video_options: dict[str, str]
+    audio_codec: str
+    audio_format: str  # the sample format the audio encoder takes
+    audio_copy: frozenset[str]  # source audio codecs the muxer takes as they are
+
+
+_MP4 = Container("mp4", "libx264", {"preset": "veryfast"}, "aac", "fltp",
+                 frozenset({"aac", "mp3", "alac", "opus", "ac3", "eac3"}))
+# VP9 in constant-quality mode; row-mt and cpu-used 5 keep it within a few x of x264
+_WEBM = Container("webm", "libvpx-vp9", {"b": "0", "deadline": "good", "cpu-used": "5",
+                                         "row-mt": "1"}, "libopus", "flt",
+                  frozenset({"opus", "vorbis"}))
+CONTAINERS = {".mp4": _MP4, ".m4v": _MP4, ".mov": _MP4, ".webm": _WEBM}
+GIF_SUFFIX = ".gif"
+VIDEO_OUT_SUFFIXES = frozenset({*CONTAINERS, GIF_SUFFIX})
+# VP9's crf scale is not x264's: the same look needs a higher number
+_CRF = {"libx264": 0, "libvpx-vp9": 12}
 
 
 class VideoReader:
@@ -68,11 +93,20 @@ class VideoReader:
         self.close()
 
 
+def open_writer(path: str | os.PathLike, fps: float | Fraction, *,
+                audio_from: str | os.PathLike | None = None, vfr: bool = False):
+    """The writer for `path`'s suffix: VideoWriter (mp4, mov, webm) or GifWriter."""
+    if Path(path).suffix.lower() == GIF_SUFFIX:
+        return GifWriter(path, fps)
+    return VideoWriter(path, fps, audio_from=audio_from, vfr=vfr)
+
+
 class VideoWriter:
-    """Encode RGB frames to an H.264 mp4 at a constant frame rate.
+    """Encode RGB frames to H.264 mp4 (or VP9 WebM, by suffix) at a constant frame rate.
 
     `audio_from`: a video file whose first audio stream is copied into the output
-    (re-encoded to AAC when mp4 cannot hold its codec), cut at the video's length.
+    (re-encoded to AAC or Opus when the container cannot hold its codec), cut at the
+    video's length.
     Every stream is declared before the first packet is written, as muxers require.
     Dimensions must be even for yuv420p: odd ones are padded by one edge pixel.
     """
@@ -81,8 +115,11 @@ class VideoWriter:
                  audio_from: str | os.PathLike | None = None, crf: int = 20,
                  preset: str = "veryfast", vfr: bool = False) -> None:
         self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        # a temporary name from atomic_path ends in .partial.mp4 and the like
+        self.container = CONTAINERS.get(suffix, _MP4)
         try:
-            self._out = av.open(str(self.path), mode="w", format="mp4")
+            self._out = av.open(str(self.path), mode="w", format=self.container.muxer)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"{self.path}: cannot write ({exc})") from None
         self.fps = Fraction(fps).limit_denominator(1001)
@@ -109,20 +146,26 @@ class VideoWriter:
             return
         self._a_in = self._src.streams.audio[0]
         ctx = self._a_in.codec_context
-        self._copy = ctx.name in MP4_AUDIO_COPY
+        self._copy = ctx.name in self.container.audio_copy
         if self._copy:
             self._a_out = self._out.add_stream_from_template(self._a_in)
         else:
-            self._a_out = self._out.add_stream("aac", rate=ctx.sample_rate or 48000)
+            codec = self.container.audio_codec
+            rate = 48000 if codec == "libopus" else (ctx.sample_rate or 48000)  # Opus: 48k
+            self._a_out = self._out.add_stream(codec, rate=rate)
             # mono stays mono; anything else (even an unnamed layout) becomes stereo
             self._a_out.layout = "mono" if ctx.channels == 1 else "stereo"
 
     def _open_video(self, width: int, height: int) -> None:
-        stream = self._out.add_stream("libx264", rate=self.fps)
+        codec = self.container.video_codec
+        stream = self._out.add_stream(codec, rate=self.fps)
         stream.codec_context.time_base = Fraction(1, VFR_CLOCK) if self.vfr else 1 / self.fps
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(self._crf), "preset": self._preset}
+        options = dict(self.container.video_options, crf=str(self._crf + _CRF[codec]))
+        if codec == "libx264":
+            options["preset"] = self._preset
+        stream.options = options
         self._video = stream
 
     def write(self, image: np.ndarray, timestamp: float | None = None) -> None:
@@ -164,7 +207,7 @@ class VideoWriter:
                 packet.stream = a_out
                 self._out.mux(packet)
             return
-        resampler = av.AudioResampler(format="fltp", layout=a_out.layout,
+        resampler = av.AudioResampler(format=self.container.audio_format, layout=a_out.layout,
                                       rate=a_out.codec_context.sample_rate)
         done = 0
         for frame in self._src.decode(a_in):
@@ -190,3 +233,55 @@ class VideoWriter:
             if self._src is not None:
                 self._src.close()
             self._out.close()
+
+
+class GifWriter:
+    """Animated GIF (looping forever), the format people share in chats.
+
+    Each frame gets its own 256-colour palette (Pillow's median cut with Floyd-Steinberg
+    dithering), kept as one byte a pixel until `close` writes the file. GIF holds no
+    audio, and its frame delays are whole hundredths of a second: they are spread so the
+    clip keeps its length.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | Fraction) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.frames = 0
+        self._images: list = []
+        self._size: tuple[int, int] | None = None
+
+    def write(self, image: np.ndarray, timestamp: float | None = None) -> None:
+        from PIL import Image
+
+        check_image(image)
+        size = (image.shape[1], image.shape[0])
+        if self._size is not None and size != self._size:
+            raise OutputError(f"{self.path}: frame size changed from "
+                              f"{self._size[0]}x{self._size[1]} to {size[0]}x{size[1]}")
+        self._size = size
+        rgb = Image.fromarray(np.ascontiguousarray(image), "RGB")
+        self._images.append(rgb.quantize(256, method=Image.Quantize.MEDIANCUT,
+                                         dither=Image.Dither.FLOYDSTEINBERG))
+        self.frames += 1
+
+    def _durations(self) -> list[int]:
+        """Milliseconds per frame, in 10 ms steps, whose running sum tracks the real time."""
+        out, shown = [], 0
+        for i in range(1, self.frames + 1):
+            end = round(i * 100 / self.fps) * 10  # GIF counts centiseconds
+            out.append(max(20, end - shown))  # browsers slow down delays under 20 ms
+            shown += out[-1]
+        return out
+
+    def close(self) -> None:
+        if not self._images:
+            return
+        first, rest = self._images[0], self._images[1:]
+        try:
+            first.save(self.path, format="GIF", save_all=True, append_images=rest, loop=0,
+                       duration=self._durations(), disposal=1, optimize=False)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc})") from None
+        finally:
+            self._images = []

@@ -84,6 +84,22 @@ def test_video_resume_skips_finished_frames(tmp_path):
     assert info["frames"] == 4 and info["audio_codec"] == "aac"
 
 
+def test_gif_in_gif_out(tmp_path):
+    """The original video-nst tool's round trip: an animated GIF in, one out."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    frames = [Image.fromarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8))
+              for _ in range(3)]
+    src = tmp_path / "in.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out = tmp_path / "out.gif"
+    _, done, _ = render_gatys(src, out, Gatys(_style(), _vgg(), _settings()))
+    assert done == 3
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3 and gif.size == (48, 32) and gif.info["loop"] == 0
+
+
 def test_temporal_loss_makes_frames_consistent(tmp_path):
     rng = np.random.default_rng(5)
     big = rng.integers(0, 255, (12, 24, 3), dtype=np.uint8)

@@ -30,6 +30,44 @@ def test_video_keeps_frames_fps_and_audio(tmp_path, tiny_style):
     assert diff > 5
 
 
+def test_webm_output_is_vp9_with_opus_audio(tmp_path, tiny_style):
+    src = make_video(tmp_path / "in.mp4", frames=20, width=66, height=50, fps=15)
+    dst = tmp_path / "out.webm"
+    r = run_cli("stylize", src, dst, "--style", tiny_style)
+    assert r.returncode == 0, r.stderr
+    info = probe(dst)
+    assert info["frames"] == 20 and info["fps"] == 15
+    assert (info["width"], info["height"]) == (66, 50)
+    assert info["video_codec"] == "vp9" and info["audio_codec"] == "opus"
+    assert abs(info["audio_seconds"] - 20 / 15) < 0.15
+    diff = np.abs(info["images"][5].astype(int) - probe(src)["images"][5].astype(int)).mean()
+    assert diff > 5
+
+
+def test_gif_output_loops_keeps_size_timing_and_the_stylised_look(tmp_path, tiny_style):
+    from PIL import Image, ImageSequence
+
+    src = make_video(tmp_path / "in.mp4", frames=24, width=66, height=50, fps=30)
+    dst = tmp_path / "out.gif"
+    r = run_cli("stylize", src, dst, "--style", tiny_style)
+    assert r.returncode == 0, r.stderr
+    assert not list(tmp_path.glob(".out.*"))  # no partial file left behind
+    ref = tmp_path / "ref.mp4"
+    assert run_cli("stylize", src, ref, "--style", tiny_style).returncode == 0
+    expected = probe(ref)["images"]
+    with Image.open(dst) as gif:
+        assert gif.format == "GIF" and gif.size == (66, 50)
+        assert gif.info.get("loop") == 0  # loops forever
+        frames = [(np.asarray(f.convert("RGB")).astype(int), f.info["duration"])
+                  for f in ImageSequence.Iterator(gif)]
+    assert len(frames) == 24
+    total_ms = sum(d for _, d in frames)
+    assert abs(total_ms - 24 / 30 * 1000) <= 10, total_ms  # the clip keeps its length
+    # each frame is the stylised frame (within palette and codec error), not the input
+    assert np.abs(frames[5][0] - expected[5].astype(int)).mean() < 12
+    assert np.abs(frames[5][0] - probe(src)["images"][5].astype(int)).mean() > 5
+
+
 def test_mkv_with_pcm_audio_is_transcoded(tmp_path, tiny_style):
     import av
     src = tmp_path / "in.mkv"
