@@ -21,6 +21,7 @@ from .errors import OutputError, StreamNSTError
 from .frame import Frame
 from .sinks import Sink
 from .sources import Source
+from .stages import StageTimes
 from .stylizer import Stylizer
 from .temporal import Blender, BlendSettings
 
@@ -87,6 +88,8 @@ class Pipeline:
         self.autoscaler: AutoScale | None = None
         self.sink_problems: list[SinkProblem] = []
         self.stats = Stats()
+        self.stages = StageTimes()
+        self._share_stages(stylizer)
         self.stop_event = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -178,6 +181,11 @@ class Pipeline:
         self._thread.start()
         return self
 
+    def _share_stages(self, stylizer: Stylizer) -> None:
+        """One StageTimes for every part of this pipeline: the whole budget in one place."""
+        for part in (self.source, stylizer, self.blender, *self.sinks):
+            part.stages = self.stages
+
     def _main(self) -> None:
         try:
             self._loop()
@@ -193,6 +201,7 @@ class Pipeline:
             blend, self._pending_blend = self._pending_blend, None
         if new is not None:
             new.set_scale(self.stylizer.settings.scale)
+            self._share_stages(new)
             self.stylizer = new
             self.blender.reset()
             log.info("style is now %s", new.name)
@@ -331,6 +340,7 @@ class Pipeline:
             "sinks": {sink.name: {"sent": sink.sent, "dropped": sink.dropped}
                       for sink in self.sinks},
             "sink_problems": [p.message for p in self.sink_problems],
+            "stages_ms": self.stages.summary(),
             "rss_mb_start": self.rss_start,
             "rss_mb_end": rss_mb(),
         }

@@ -15,6 +15,7 @@ from .atomic import atomic_path
 from .errors import OutputError
 from .frame import Frame
 from .slots import LatestSlot
+from .stages import StageTimes
 from .video import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Sink:
         self.latencies: list[float] = []  # capture -> sent, seconds (bounded)
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self.stages = StageTimes()  # the pipeline hands in its own
 
     # -- to implement ---------------------------------------------------------------
     def open(self, width: int, height: int, fps: float) -> None:
@@ -57,7 +59,8 @@ class Sink:
                     if self.slot.closed:
                         return
                     continue
-                self.send(frame)
+                with self.stages.time(f"send:{self.name}"):
+                    self.send(frame)
                 self.sent += 1
                 self.latencies.append(time.monotonic() - frame.timestamp)
                 if len(self.latencies) > 20000:

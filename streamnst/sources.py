@@ -22,6 +22,7 @@ from .errors import InputError, StreamNSTError
 from .frame import Frame, check_image
 from .imageio import is_image_path, read_image
 from .slots import LatestSlot
+from .stages import StageTimes
 from .video import VideoReader
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Source:
         self.size: tuple[int, int] | None = None  # (width, height) once known
         self._index = 0
         self._thread: threading.Thread | None = None
+        self.stages = StageTimes()  # the pipeline hands in its own
 
     def start(self) -> Source:
         self._thread = threading.Thread(target=self._main, name=f"source-{self.name}",
@@ -129,7 +131,12 @@ class VideoFileSource(Source):
         while not self.stop_event.is_set():
             shown = 0
             with VideoReader(self.path) as reader:
-                for image in reader:
+                frames = iter(reader)
+                while True:
+                    with self.stages.time("capture"):  # decoding, for a file
+                        image = next(frames, None)
+                    if image is None:
+                        break
                     if self.stop_event.is_set():
                         return
                     _pace(next_time, self.stop_event)

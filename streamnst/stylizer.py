@@ -21,6 +21,7 @@ from .errors import InputError
 from .frame import Frame, check_image
 from .imageio import resize_to
 from .models import UNet, run_padded
+from .stages import StageTimes
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Stylizer:
         self.device = pick_device(s.device)
         self.dtype = parse_dtype(s.dtype, self.device)
         self.native = False  # weights in self.dtype (else fp32 weights under autocast)
+        self.stages = StageTimes()  # the pipeline hands in its own
         if s.backend == "onnx":
             from .onnx_backend import OnnxModel, export_bytes
 
@@ -151,15 +153,25 @@ class Stylizer:
         h, w = image.shape[:2]
         s = self.scale_for(h, w)
         work = image
+        timed = self.stages.time
         if s < 1.0:
-            work = resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
+            with timed("resize"):
+                work = resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
         with torch.inference_mode():
-            x = image_to_tensor(work, self.device, self.dtype if self.native else torch.float32)
-            out = tensor_to_image(self.stylize_tensor(x))
+            with timed("to_tensor"):
+                x = image_to_tensor(work, self.device,
+                                    self.dtype if self.native else torch.float32)
+            with timed("network"):
+                y = self.stylize_tensor(x)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()  # else the GPU's time shows up in from_tensor
+            with timed("from_tensor"):
+                out = tensor_to_image(y)
         if blend is not None:
             out = blend(work, out)
         if work is not image:
-            out = resize_to(out, (w, h))
+            with timed("resize"):
+                out = resize_to(out, (w, h))
         return out
 
     def stylize_frame(self, frame: Frame) -> Frame:

@@ -9,6 +9,7 @@ every output carries an exponentially decaying memory of earlier ones.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from .errors import InputError
 from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .frame import check_image
 from .imageio import resize_to
+from .stages import StageTimes
 
 MODES = ("off", "ema", "flow")
 
@@ -54,6 +56,8 @@ class Blender:
     def __init__(self, settings: BlendSettings | None = None) -> None:
         self.settings = settings or BlendSettings()
         self._flow = FlowEstimator(self.settings.flow_max_side, preset="fast")
+        self.stages = StageTimes()  # the pipeline hands in its own
+        self._flow_ms = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -76,6 +80,7 @@ class Blender:
         if inp.shape != stylized.shape:
             raise InputError(f"input {inp.shape} and stylised {stylized.shape} sizes differ")
         s = self.settings
+        t0 = time.perf_counter()
         new = _to_t(stylized)
         self._follow_resize(inp.shape[:2])
         same_size = self._prev_in is not None and self._prev_in.shape == inp.shape
@@ -87,7 +92,11 @@ class Blender:
         else:
             out, small = self._flow_blend(inp, new)
         self._prev_in, self._prev_small, self._prev_out = inp, small, out
-        return _to_np(out)
+        result = _to_np(out)
+        # "blend" is everything here but the optical flow itself
+        self.stages.add("blend", (time.perf_counter() - t0) * 1000.0 - self._flow_ms)
+        self._flow_ms = 0.0
+        return result
 
     def _follow_resize(self, size: tuple[int, int]) -> None:
         """Carry the past over a change of working size with the same picture (an adaptive
@@ -113,8 +122,11 @@ class Blender:
         if prev_s is None or (prev_s.shape[1], prev_s.shape[0]) != small:
             prev_s = resize_to(self._prev_in, small)
         est = self._flow
+        t0 = time.perf_counter()
         f_cp = flow_to_tensor(est(cur_s, prev_s))  # current -> previous
         f_pc = flow_to_tensor(est(prev_s, cur_s))
+        self._flow_ms = (time.perf_counter() - t0) * 1000.0
+        self.stages.add("flow", self._flow_ms)
         mask = consistency_mask(f_cp, f_pc)
         # photometric check: where the warped previous input does not match the current
         # input (flow smoothed across an edge, lighting change), do not trust the flow

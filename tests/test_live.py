@@ -239,6 +239,9 @@ def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     assert summary["frames_out"] > 10
     assert summary["max_side"] == 640  # the live default working-size cap
     assert summary["auto_scale"] and summary["target_fps"] == 30  # live default: keep up
+    # the per-stage time budget, default flow blend included
+    for stage in ("to_tensor", "network", "from_tensor", "flow", "blend", "send:live.mp4"):
+        assert summary["stages_ms"][stage]["count"] > 5, stage
     text = " ".join(r.stderr.split())
     if sys.platform.startswith("linux"):
         assert "v4l2loopback" in text and "exclusive_caps=1" in text

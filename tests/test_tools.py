@@ -25,9 +25,16 @@ def tool(*args) -> subprocess.CompletedProcess:
 def test_live_bench_compares_auto_and_fixed_scales(tiny_style):
     r = tool("live_bench.py", "demo", "--style", tiny_style, "--seconds", "2",
              "--scale", "auto", "--scale", "0.5", "--blend", "off", "--sink", "null")
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert [(row["auto_scale"], row["blend"]) for row in rows] == [(True, "off"), (False, "off")]
     assert rows[1]["scale"] == 0.5 and all(row["frames_out"] > 5 for row in rows)
+    # the per-stage budget: every stage of a file -> null run, and the side-by-side table
+    stages = rows[1]["stages_ms"]
+    for stage in ("capture", "resize", "to_tensor", "network", "from_tensor", "send:null"):
+        assert stages[stage]["count"] > 5 and stages[stage]["median_ms"] >= 0, stage
+    assert "flow" not in stages  # blend off: no optical flow was computed
+    table = r.stdout.split("median ms per frame", 1)[1]
+    assert "network" in table and "fps" in table
     assert rows[0]["size"] == [640, 480] and rows[0]["max_side"] == 640
 
 

@@ -1,7 +1,9 @@
 """End-to-end live figures: file source -> stylizer -> blend -> sink, for a fixed time.
 
 Prints one JSON summary per configuration (fps, p50/p95 capture-to-sink latency, drops,
-RSS at start and end). Run on a quiet machine; the numbers are medians of one run.
+RSS at start and end, the per-stage budget), then a table of the per-stage medians side
+by side (capture, resize, to_tensor, network, from_tensor, flow, blend, send). Run on a
+quiet machine; the numbers are medians of one run.
 
     python tools/live_bench.py CLIP [--seconds 60] [--blend flow --blend off] [--sink null]
         [--scale auto --scale 1.0 --scale 0.5] [--threads 2 --threads 1] [--rss-every 60]
@@ -70,13 +72,34 @@ def main() -> None:
     keep = ("clip", "size", "blend", "sink", "threads", "scale", "auto_scale", "scale_changes",
             "max_side", "frames_out", "fps",
             "latency_p50_ms", "latency_p95_ms", "infer_ms_median", "dropped", "captured",
-            "rss_mb_start", "rss_mb_end", "dtype")
+            "rss_mb_start", "rss_mb_end", "dtype", "stages_ms")
+    budgets = []
     for threads in args.threads or [None]:
         for scale in args.scale or ["1.0"]:
             for blend in args.blend or ["flow", "off"]:
                 s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
                         scale, threads, args.rss_every, args.max_side)
                 print(json.dumps({k: s[k] for k in keep}), flush=True)
+                budgets.append((f"{blend} s={s['scale']} t={s['threads']}", s))
+    print(stage_table(budgets))
+
+
+ORDER = ("capture", "resize", "to_tensor", "network", "from_tensor", "flow", "blend")
+
+
+def stage_table(budgets: list[tuple[str, dict]]) -> str:
+    """Median ms per stage (rows) for each configuration (columns), plus the fps reached."""
+    stages = [k for k in ORDER if any(k in b["stages_ms"] for _, b in budgets)]
+    stages += sorted({k for _, b in budgets for k in b["stages_ms"]} - set(ORDER))
+    width = max([len(name) for name, _ in budgets] + [10])
+    lines = ["median ms per frame".ljust(16) + "".join(n.rjust(width + 2) for n, _ in budgets)]
+    for stage in stages:
+        cells = [b["stages_ms"].get(stage, {}).get("median_ms") for _, b in budgets]
+        lines.append(stage.ljust(16) + "".join(
+            ("-" if c is None else f"{c:.1f}").rjust(width + 2) for c in cells))
+    lines.append("fps".ljust(16) + "".join(f"{b['fps']:.1f}".rjust(width + 2)
+                                           for _, b in budgets))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
