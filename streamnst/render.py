@@ -17,6 +17,7 @@ from .atomic import atomic_path
 from .errors import InputError, OutputError
 from .imageio import is_image_path, read_image, write_image
 from .video import VIDEO_OUT_SUFFIXES, VideoReader, open_writer
+from .workers import WriteBehind, read_ahead
 
 Process = Callable[[np.ndarray], np.ndarray]
 
@@ -65,6 +66,15 @@ def render_file(src: str | os.PathLike, dst: str | os.PathLike, process: Process
     return _render_video(Path(src), Path(dst), process, max_frames, on_start, on_frame)
 
 
+def _close_quietly(encode: WriteBehind, writer) -> None:
+    """On the way out with an error already in flight: finish what can be finished."""
+    for close in (encode.close, writer.close):
+        try:
+            close()
+        except Exception:  # the first error is the one to report
+            pass
+
+
 def _render_video(src: Path, dst: Path, process: Process, max_frames: int | None,
                   on_start, on_frame) -> RenderResult:
     with VideoReader(src) as reader:
@@ -76,20 +86,29 @@ def _render_video(src: Path, dst: Path, process: Process, max_frames: int | None
         done, interrupted = 0, False
         with atomic_path(dst) as tmp:
             writer = open_writer(tmp, reader.fps, audio_from=src if reader.has_audio else None)
+            # decode ahead and encode behind in their own threads, so the network never
+            # waits for either; bounded queues hold the decoder back instead of dropping
+            encode = WriteBehind(writer.write, 4, "encode")
+            frames = read_ahead(reader, 4, "decode")
             try:
-                for image in reader:
+                for image in frames:
                     if max_frames is not None and done >= max_frames:
                         break
-                    writer.write(process(image))
+                    encode.put(process(image))
                     done += 1
                     if on_frame:
                         on_frame(done)
             except KeyboardInterrupt:
                 interrupted = True
             except BaseException:
-                writer.close()
+                _close_quietly(encode, writer)
                 raise
-            writer.close()
+            finally:
+                frames.close()
+            try:
+                encode.close()  # everything stylised so far reaches the file
+            finally:
+                writer.close()
             if done == 0:
                 if interrupted:
                     raise KeyboardInterrupt
