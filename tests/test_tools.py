@@ -64,3 +64,15 @@ def test_gallery_sheet_draws_painting_and_stylised_frames(tiny_style, tmp_path):
     assert np.abs(cell(1, 2) - cell(0, 2)).mean() > 10
     tint = (cell(1, 2) - cell(0, 2)).mean(axis=(0, 1))
     assert tint[0] > tint[1]  # tinted_unet((1.5, -1.0, 0.5)): redder, less green
+
+
+def test_gpu_check_script_is_sound_and_says_when_there_is_no_gpu(tmp_path):
+    import torch
+
+    script = TOOLS / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    if torch.cuda.is_available():
+        return  # the real run is for the GPU machine (docs/benchmarks.md)
+    r = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "no CUDA device" in r.stderr
