@@ -95,13 +95,17 @@ def _onnx_runner(net: nn.Module, device: torch.device) -> Callable[[torch.Tensor
 
 def time_runners(runners: dict, x: torch.Tensor, repeat: int, warmup: int
                  ) -> dict[str, list[float]]:
-    """Interleaved timing: round r runs every configuration once."""
+    """Interleaved timing: round r runs every configuration, so machine noise hits all
+    alike. Each timed run follows an untimed one of the same configuration: a live filter
+    runs one network frame after frame, and the one before (a big TransformerNet) would
+    otherwise evict the oneDNN kernels and caches this one works from."""
     for run in runners.values():
         for _ in range(warmup):
             run(x)
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(repeat):
         for key, run in runners.items():
+            run(x)
             t0 = time.perf_counter()
             run(x)
             times[key].append((time.perf_counter() - t0) * 1000.0)
