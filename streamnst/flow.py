@@ -43,6 +43,24 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
                          align_corners=True)
 
 
+@functools.lru_cache(maxsize=8)
+def _base_map(h: int, w: int) -> np.ndarray:
+    """HxWx2 float32 pixel coordinates (x, y), remap's two-channel map layout."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.dstack([xs, ys])
+
+
+def warp_image(image: np.ndarray, flow: np.ndarray, cubic: bool = True) -> np.ndarray:
+    """`warp` for HxWxC numpy images and an HxWx2 flow, through OpenCV's remap (several
+    times faster than grid_sample on a CPU): out(p) = image(p + flow(p)), border pixels
+    repeated. Cubic keeps a picture sharp when it is warped again every frame; uint8
+    results saturate, so cubic overshoot cannot build up."""
+    h, w = flow.shape[:2]
+    return cv2.remap(image, _base_map(h, w) + flow, None,
+                     cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
 def inside_mask(flow: torch.Tensor) -> torch.Tensor:
     """Nx1xHxW: 1 where p + flow(p) lands inside the image (a pixel that can be warped)."""
     _, _, h, w = flow.shape
