@@ -590,7 +590,7 @@ def _train_options(f):
 @click.option("--name", default="", help="Style name (default: the image's file name).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly.")
 @click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1", show_default=True)
-@click.option("--style-layer-weights", default="1,1,1,1", show_default=True)
+@click.option("--style-layer-weights", default="0.5,1,1,1", show_default=True)
 @click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A torchvision VGG16/VGG19 state dict (default: the bundled ImageNet VGG19).")
 @click.option("--device", default="auto", show_default=True)

@@ -49,7 +49,7 @@ def _config(root, **kw) -> TrainConfig:
                 out=str(root / "out" / "s.pth"), size=32, batch=2, style_size=40, width=4,
                 res_convs=2, steps=6, checkpoint_every=3, num_samples=2, device="cpu",
                 dtype="fp32", content_layer="relu2_2", style_layers=LAYERS,
-                style_layer_weights=(1.0, 1.0), lr=5e-3)
+                style_layer_weights=(1.0, 1.0), lr=5e-3, stab_start=0, stab_ramp=0)
     base.update(kw)
     return TrainConfig(**base)
 

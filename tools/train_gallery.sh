@@ -16,6 +16,7 @@ while read -r name painting flags; do
   if [[ -f "$run/done" ]]; then echo "$name: done"; continue; fi
   resume=()
   [[ -f "$run/state.pth" ]] && resume=(--resume)
+  flags=${flags//@RUNS/$runs}
   echo "$name: training${resume:+ (resuming)}"
   streamnst train "$here/styles/$painting" --data "$photos" --out "$runs/$name.pth" \
     --run-dir "$run" --name "$name" "${resume[@]}" "$@" ${flags:+$flags}

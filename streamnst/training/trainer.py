@@ -55,7 +55,7 @@ _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "
                     "size",
                     "batch", "style_size", "seed", "content_layer", "style_layers", "init_from")
 # what runs saved before a setting existed used (where that differs from today's default)
-_LEGACY = {"head": "identity", "ends": "full", "width": 16, "res_convs": 10, "init_from": "",
+_LEGACY = {"head": "identity", "ends": "full", "init_from": "",
            "content_layer": "relu2_2",
            "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
 
@@ -73,7 +73,7 @@ class TrainConfig:
     style_size: int = 384
     lr: float = 2e-3
     content_weight: float = 1.0
-    style_weight: float = 1.5
+    style_weight: float = 3.0
     tv_weight: float = 0.0
     noise_weight: float = 10.0
     noise_fraction: float = 0.05
@@ -82,11 +82,11 @@ class TrainConfig:
     motion_shift: float = 8.0
     # stabilisation ramps in from stab_start over stab_ramp steps: strokes first, then
     # steadiness (research/loss-network probe 4: from the start it keeps walls flat)
-    stab_start: int = 0
-    stab_ramp: int = 0
+    stab_start: int = 300
+    stab_ramp: int = 300
     content_layer: str = CONTENT_LAYER
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    style_layer_weights: tuple[float, ...] = (0.5, 1.0, 1.0, 1.0)  # relu1_1: colour edges
     width: int = 16
     res_convs: int = 10
     fine_blocks: int = 0
