@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
+
 from .atomic import atomic_path
 from .errors import OutputError
 from .frame import Frame
@@ -97,7 +99,14 @@ RECORDING_SUFFIXES = frozenset({".mp4", ".m4v", ".mov"})
 
 
 class FileSink(Sink):
-    """Records the stylised stream as H.264 mp4, written then renamed: valid when closed."""
+    """Records the stylised stream as H.264 mp4, written then renamed: valid when closed.
+
+    The file is a fragmented mp4 (a fragment at least every 2 s), so when writing fails
+    part-way (a full disk) what was written stays playable: the recording stops, keeps
+    its frames under its name, and the error is reported once; other outputs go on.
+    """
+
+    FRAGMENT_S = 2.0
 
     def __init__(self, path: str | Path, overwrite: bool = True) -> None:
         super().__init__()
@@ -109,14 +118,20 @@ class FileSink(Sink):
             raise OutputError(f"{self.path} exists; pass --overwrite to replace it")
         self._writer: VideoWriter | None = None
         self._ctx = None
+        self._failed: BaseException | None = None
 
     def open(self, width: int, height: int, fps: float) -> None:
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
-        self._writer = VideoWriter(tmp, fps, vfr=True)
+        self._writer = VideoWriter(tmp, fps, vfr=True, fragment_s=self.FRAGMENT_S)
 
     def send(self, frame: Frame) -> None:
-        self._writer.write(frame.image, frame.timestamp)
+        try:
+            self._writer.write(frame.image, frame.timestamp)
+        except (OSError, av.error.FFmpegError) as exc:  # ENOSPC and the like
+            self._failed = exc
+            raise OutputError(f"{self.path}: recording stopped after {self._writer.frames} "
+                              f"frames ({exc}); the file keeps them") from None
 
     def close(self) -> None:
         if self._writer is None:
@@ -124,6 +139,8 @@ class FileSink(Sink):
         writer, self._writer = self._writer, None
         try:
             writer.close()
+        except (OSError, av.error.FFmpegError) as exc:
+            self._failed = self._failed or exc  # its fragments so far are still playable
         except BaseException as exc:
             self._ctx.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -131,6 +148,9 @@ class FileSink(Sink):
             self._ctx.__exit__(None, None, None)
         else:  # nothing recorded: leave no empty file behind
             self._ctx.__exit__(OutputError, OutputError("no frames"), None)
+        if self._failed is not None and self.error is None:  # failed while finishing
+            raise OutputError(f"{self.path}: recording ended early ({self._failed}); the "
+                              f"file keeps {writer.frames} frames")
 
 
 def vcam_install_hint() -> str:

@@ -48,7 +48,8 @@ _CRF = {"libx264": 0, "libvpx-vp9": 12}
 class VideoReader:
     """Decode a video file's first video stream as HxWx3 uint8 RGB frames."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
+        """`threads`: decoder threads (0: FFmpeg's choice, one per core and then some)."""
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
@@ -61,6 +62,8 @@ class VideoReader:
             raise InputError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        if threads:
+            self._stream.codec_context.thread_count = threads
         rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(30)
         self.fps: Fraction = Fraction(rate)
         self.width = self._stream.codec_context.width
@@ -113,18 +116,32 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, *,
                  audio_from: str | os.PathLike | None = None, crf: int = 20,
-                 preset: str = "veryfast", vfr: bool = False) -> None:
+                 preset: str = "veryfast", vfr: bool = False, tune: str | None = None,
+                 threads: int = 0, fragment_s: float | None = None) -> None:
+        """`fragment_s`: write a fragmented mp4 with a keyframe and fragment at least this
+        often, so the file is playable up to the last fragment if writing stops early (a
+        full disk, a crash); for live recordings."""
         self.path = Path(path)
+        self._file = None
         suffix = self.path.suffix.lower()
         # a temporary name from atomic_path ends in .partial.mp4 and the like
         self.container = CONTAINERS.get(suffix, _MP4)
         try:
-            self._out = av.open(str(self.path), mode="w", format=self.container.muxer)
+            options = ({"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+                       if fragment_s else {})
+            # through a Python file: FFmpeg's own I/O drops write errors (a full disk
+            # went unnoticed), a Python file raises them into mux()
+            self._file = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+            self._out = av.open(self._file, mode="w", format=self.container.muxer,
+                                options=options)
         except (av.error.FFmpegError, OSError) as exc:
+            if self._file is not None:
+                self._file.close()
             raise OutputError(f"{self.path}: cannot write ({exc})") from None
         self.fps = Fraction(fps).limit_denominator(1001)
         self.vfr = vfr
-        self._crf, self._preset = crf, preset
+        self._crf, self._preset, self._tune, self._threads = crf, preset, tune, threads
+        self._gop = max(1, round(float(fps) * fragment_s)) if fragment_s else None
         self._video = None
         self.frames = 0
         self._t0: float | None = None
@@ -165,6 +182,12 @@ class VideoWriter:
         options = dict(self.container.video_options, crf=str(self._crf + _CRF[codec]))
         if codec == "libx264":
             options["preset"] = self._preset
+            if self._tune:
+                options["tune"] = self._tune
+        if self._threads:
+            options["threads"] = str(self._threads)
+        if self._gop:
+            options["g"] = str(self._gop)
         stream.options = options
         self._video = stream
 
@@ -232,7 +255,10 @@ class VideoWriter:
         finally:
             if self._src is not None:
                 self._src.close()
-            self._out.close()
+            try:
+                self._out.close()
+            finally:
+                self._file.close()
 
 
 class GifWriter:

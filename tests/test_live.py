@@ -196,7 +196,7 @@ def test_source_error_surfaces_at_stop(tmp_path, tiny_style):
     clip.write_bytes(b"broken now")  # fails when the loop reopens it
     pipe = Pipeline(source, _stylizer(tiny_style), [NullSink()]).start()
     assert pipe.wait(10)
-    with pytest.raises(InputError, match="not a readable video"):
+    with pytest.raises(InputError, match="not a video file FFmpeg can read"):
         pipe.stop()
 
 
@@ -302,3 +302,38 @@ def test_screen_source_on_xvfb(tiny_style):
         os.environ.pop("DISPLAY", None)
         xvfb.terminate()
         xvfb.wait(5)
+
+
+@pytest.mark.skipif(subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode,
+                    reason="needs unshare -m (root) to mount a tiny tmpfs")
+def test_recording_disk_fills_up_clean_stop_and_a_playable_file(tmp_path, tiny_style):
+    """ENOSPC for real: the recording goes to a 40 KB tmpfs in a private mount namespace."""
+    disk, keep = tmp_path / "disk", tmp_path / "keep"
+    disk.mkdir()
+    keep.mkdir()
+    cmd = [sys.executable, "-m", "streamnst", "live", "--source", "pattern:320x240@30",
+           "--style", str(tiny_style), "-o", str(disk / "rec.mp4"), "-o", "null",
+           "--duration", "15", "--scale", "1", "--json"]
+    script = (f'mount -t tmpfs -o size=40k tmpfs {disk} && "$@" > {keep}/out.json '
+              f'2> {keep}/err.txt; echo $? > {keep}/rc; cp {disk}/rec.mp4 {keep}/ 2>/dev/null;'
+              f' ls -a {disk} > {keep}/ls.txt')
+    subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], timeout=120, check=True)
+    err = (keep / "err.txt").read_text()
+    assert int((keep / "rc").read_text()) == 2, err
+    assert "Traceback" not in err and "recording stopped after" in err, err
+    summary_lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(summary_lines) == 1  # reported once
+    assert ".partial" not in (keep / "ls.txt").read_text()  # the file kept its own name
+    # playable up to where the disk filled: every complete fragment decodes (the one cut
+    # off mid-write may end in a decoding error, as a player simply stops there)
+    import av
+
+    frames = 0
+    with av.open(str(keep / "rec.mp4")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (320, 240)
+        try:
+            for _ in c.decode(video=0):
+                frames += 1
+        except av.error.InvalidDataError:
+            pass
+    assert frames >= 60, frames  # at least one whole 2 s fragment at 30 fps
