@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 from rich.table import Table
 
-from .checkpoints import available_styles
+from .control import LiveControl
 from .pipeline import Pipeline
-from .temporal import MODES, BlendSettings
 
 KEYS_HELP = "keys: n/p next/prev style  b blend mode  +/- strength  a auto scale on/off  q quit"
 
@@ -79,23 +78,15 @@ def key_reader() -> Iterator[callable]:
 
 
 def handle_key(key: str, pipeline: Pipeline, stop: threading.Event) -> None:
-    """Apply one control key to a running pipeline."""
+    """Apply one control key to a running pipeline (through the one LiveControl)."""
+    control = LiveControl(pipeline)
     if key in ("q", "\x1b"):
         stop.set()
     elif key in ("n", "p"):
-        names = list(available_styles())
-        if names:
-            current = pipeline.stylizer.name
-            i = names.index(current) if current in names else -1
-            pipeline.switch_style(names[(i + (1 if key == "n" else -1)) % len(names)])
+        control.step_style(1 if key == "n" else -1)
     elif key == "b":
-        cur = pipeline.blender.settings
-        mode = MODES[(MODES.index(cur.mode) + 1) % len(MODES)]
-        pipeline.set_blend(BlendSettings(mode, cur.strength, cur.flow_max_side))
-    elif key == "a":  # off: keep the scale adaptation has reached; on: adapt from there
-        pipeline.set_scale(pipeline.stylizer.settings.scale if pipeline.autoscaler else "auto")
+        control.cycle_blend()
+    elif key == "a":
+        control.toggle_auto_scale()
     elif key in ("+", "=", "-"):
-        cur = pipeline.blender.settings
-        step = 0.05 if key != "-" else -0.05
-        strength = min(0.95, max(0.0, round(cur.strength + step, 2)))
-        pipeline.set_blend(BlendSettings(cur.mode, strength, cur.flow_max_side))
+        control.nudge_strength(-1 if key == "-" else 1)

@@ -96,6 +96,7 @@ class Pipeline:
         self.switch_error: str | None = None
         self.switching: str | None = None
         self._pending_stylizer: Stylizer | None = None
+        self._switch_request = 0  # the newest switch_style call; older loads are dropped
         self._pending_blend: BlendSettings | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -108,23 +109,37 @@ class Pipeline:
         if self.stylizer_factory is None:
             raise StreamNSTError("this pipeline was built without a way to load styles")
 
-        def load() -> None:
+        def load(request: int) -> None:
             try:
                 new = self.stylizer_factory(style)
             except StreamNSTError as exc:
-                self.switch_error = str(exc)
-                log.warning("style switch failed: %s", exc)
-            else:
-                with self._lock:
-                    self._pending_stylizer = new
-                self.switch_error = None
-            finally:
+                new, error = None, str(exc)
+            with self._lock:
+                if request != self._switch_request:
+                    return  # a newer switch was asked for meanwhile: it wins
+                if new is None:
+                    self.switch_error = error
+                    log.warning("style switch failed: %s", error)
+                else:
+                    self._pending_stylizer, self.switch_error = new, None
                 self.switching = None
 
+        with self._lock:
+            self._switch_request += 1
+            request = self._switch_request
         self.switching = style
-        thread = threading.Thread(target=load, name="style-loader", daemon=True)
+        thread = threading.Thread(target=load, args=(request,), name="style-loader",
+                                  daemon=True)
         thread.start()
         return thread
+
+    @property
+    def style_name(self) -> str:
+        """The style in effect or about to be: being loaded, loaded and waiting for the
+        next frame, or running."""
+        with self._lock:
+            pending = self._pending_stylizer
+        return self.switching or (pending.name if pending else self.stylizer.name)
 
     def set_blend(self, settings: BlendSettings) -> None:
         with self._lock:

@@ -28,11 +28,11 @@ import numpy as np
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
-from .errors import OutputError, StreamNSTError
+from .control import LiveControl
+from .errors import OutputError
 from .frame import Frame
 from .http_guard import HostPolicy, guard_middleware
 from .sinks import Sink
-from .temporal import MODES, BlendSettings
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -316,21 +316,9 @@ class WebRTCServer:
 
     # ----- control ----------------------------------------------------------------------
     def state(self) -> dict:
-        from .checkpoints import available_styles
-
-        p = self.pipeline
-        state = {"viewers": len(self.peers), "max_viewers": self.max_viewers,
-                 "styles": list(available_styles()), "blend_modes": list(MODES)}
-        if p is not None:
-            s = p.summary()
-            state.update(style=s["style"], blend=s["blend"], strength=s["strength"],
-                         scale=s["scale"], auto_scale=s["auto_scale"],
-                         fps=round(s["fps"], 1), switching=p.switching,
-                         switch_error=p.switch_error)
-            blend = p.blend_settings
-            state.update(blend=blend.mode, strength=blend.strength)
-            if p.switching:
-                state["style"] = p.switching
+        state = {"viewers": len(self.peers), "max_viewers": self.max_viewers}
+        if self.pipeline is not None:
+            state.update(LiveControl(self.pipeline).state())
         return state
 
     def _apply_control_text(self, message) -> dict:
@@ -343,35 +331,11 @@ class WebRTCServer:
         return self.apply_control(data)
 
     def apply_control(self, data: dict) -> dict:
-        """Apply {style, blend, strength, scale (a number or "auto")} (any subset); returns
-        the new state."""
-        p = self.pipeline
-        if p is None:
+        """The JSON control of LiveControl.apply, with this server's viewer counts."""
+        if self.pipeline is None:
             return {"error": "no pipeline attached"}
-        try:
-            if "blend" in data or "strength" in data:
-                cur = p.blend_settings
-                p.set_blend(BlendSettings(mode=str(data.get("blend", cur.mode)),
-                                          strength=float(data.get("strength", cur.strength)),
-                                          flow_max_side=cur.flow_max_side))
-            if data.get("scale") == "auto":
-                p.set_scale("auto")
-            elif "scale" in data:
-                scale = float(data["scale"])
-                if not 0.1 <= scale <= 1.0:
-                    return {"error": "scale must be between 0.1 and 1, or \"auto\""}
-                p.set_scale(scale)
-            if "style" in data:
-                from .checkpoints import available_styles
-
-                name = str(data["style"])
-                if name not in available_styles():
-                    return {"error": f"unknown style {name!r}"}
-                if name != p.stylizer.name:
-                    p.switch_style(name)
-        except (StreamNSTError, TypeError, ValueError) as exc:
-            return {"error": str(exc)}
-        return self.state()
+        reply = LiveControl(self.pipeline).apply(data)
+        return reply if "error" in reply else self.state()
 
 
 class WebRTCSink(Sink):
