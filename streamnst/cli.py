@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -662,8 +663,18 @@ def _error_line(message: object) -> None:
     sys.exit(2)
 
 
+def _sigterm_as_ctrl_c() -> None:
+    """SIGTERM (`kill`, a service manager, a container stop) stops like Ctrl+C: threads
+    joined, recordings finished, training state saved."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Entry point: any streamnst error becomes one clear line and exit status 2."""
+    _sigterm_as_ctrl_c()
     try:
         code = cli.main(standalone_mode=False)
         if isinstance(code, int) and code:

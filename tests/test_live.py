@@ -2,6 +2,7 @@
 virtual camera faked only at pyvirtualcam's own backend registry (no v4l2loopback here)."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -57,8 +58,16 @@ class SlowCamera(RecordingCamera):
     delay = 0.15
 
 
+class BrokenCamera(RecordingCamera):
+    """A driver that fails on every frame."""
+
+    def send(self, frame):
+        raise RuntimeError("the camera driver rejected the frame")
+
+
 pyvirtualcam.register_backend("recording", RecordingCamera)
 pyvirtualcam.register_backend("slow", SlowCamera)
+pyvirtualcam.register_backend("broken", BrokenCamera)
 
 
 @pytest.fixture(autouse=True)
@@ -131,6 +140,52 @@ def test_slow_sink_loses_frames_without_slowing_others(tiny_style):
     assert slow.sent < 0.5 * fast.sent
     assert fast.sent == summary["frames_out"]
     assert summary["fps"] > 20
+
+
+def test_a_sink_failing_on_every_frame_is_reported_once_and_the_others_go_on(
+        tiny_style, caplog):
+    broken, null = VirtualCameraSink(backend="broken"), NullSink()
+    pipe = Pipeline(PatternSource(64, 48, fps=30), _stylizer(tiny_style), [broken, null])
+    with caplog.at_level("ERROR"):
+        pipe.start()
+        time.sleep(1.5)
+        with pytest.raises(RuntimeError, match="rejected the frame"):
+            pipe.stop()
+    assert null.sent > 10 and broken.sent == 0
+    assert sum("rejected the frame" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("phase", ["running", "style switch"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phase, sig):
+    """Ctrl+C or SIGTERM while running and during a style switch (a key press can't reach
+    a pipe, so the switch comes over the control API): a clean exit within a second of the
+    signal, and the recording is valid."""
+    import http.client
+
+    rec = tmp_path / "live.mp4"
+    port = 47000 + (os.getpid() % 1000)
+    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
+                             "pattern:96x64@30", "--style", str(tiny_style), "-o", str(rec),
+                             "-o", "webrtc", "--port", str(port), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    if phase == "style switch":
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/api/control", json.dumps({"style": str(tiny_style),
+                                                         "blend": "ema"}),
+                     {"Content-Type": "application/json"})
+        conn.getresponse().read()
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 3.0  # one second for our threads, the rest is Python
+    assert "Traceback" not in err, err
+    assert proc.returncode == 0, err
+    assert probe(rec)["frames"] == json.loads(out)["sinks"]["live.mp4"]["sent"] > 5
 
 
 def test_style_switch_mid_stream(tmp_path, tiny_style):
