@@ -157,7 +157,9 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
 @cli.command()
 @click.option("--source", "source_spec", default=None, metavar="SPEC",
               help="webcam[:N], screen[:N][@X,Y,W,H], demo, pattern[:WxH@FPS], a video or an "
-                   "image file (default: webcam if one answers, else demo).")
+                   "image file, or webrtc (a browser's camera: open the page, click 'use my "
+                   "camera'; it gets the painted stream back) (default: webcam if one "
+                   "answers, else demo).")
 @click.option("--output", "-o", "outputs", multiple=True, metavar="SPEC",
               help="vcam[:DEVICE][@BACKEND], window, webrtc, null or a .mp4 path; repeatable "
                    "(default: vcam).")
@@ -208,13 +210,22 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
             console.print("no webcam found; playing the bundled demo clip (choose with "
                           "--source webcam:N, screen or a video file)", highlight=False,
                           soft_wrap=True)
-    source = open_source(source_spec)
     specs = list(outputs) or ["vcam"]
+    server = None
+    if source_spec == "webrtc":  # a browser's camera; it gets the painted stream back
+        from .webrtc import WebRTCServer
+        from .webrtc_source import WebRTCSource
+
+        server = WebRTCServer(host, port, max_viewers, allow_hosts=allow_hosts)
+        source = WebRTCSource(server)
+        specs = [spec for spec in specs if spec != "webrtc"] + ["webrtc"]
+    else:
+        source = open_source(source_spec)
     sinks = []
     for spec in specs:
         if spec == "webrtc":
             sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers,
-                                    allow_hosts=allow_hosts))
+                                    allow_hosts=allow_hosts, server=server))
         else:
             sinks.append(open_sink(spec, overwrite=overwrite))
     max_side = LIVE_MAX_SIDE if max_side is None else max_side

@@ -94,4 +94,5 @@ class LiveControl:
                 "style": self.current_style(), "blend": blend.mode,
                 "strength": blend.strength, "scale": s["scale"],
                 "auto_scale": s["auto_scale"], "fps": round(s["fps"], 1),
+                "latency_ms": round(s["latency_p50_ms"], 1),
                 "switching": p.switching, "switch_error": p.switch_error}

@@ -21,12 +21,13 @@ import logging
 import secrets
 import threading
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import av
 import numpy as np
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import MediaStreamError
 
 from .control import LiveControl
 from .errors import OutputError
@@ -84,6 +85,16 @@ def use_loopback_candidates(only: bool) -> None:
     aioice.ice.get_host_addresses = addresses
 
 
+class CameraReceiver(Protocol):
+    """Where a browser's camera frames go (`--source webrtc`)."""
+
+    def take(self, image: np.ndarray) -> None: ...
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
 class LatestFrameTrack(VideoStreamTrack):
     """A video track whose recv() awaits the newest published frame (no CPU work here)."""
 
@@ -119,6 +130,9 @@ class WebRTCServer:
         self.connect_timeout = connect_timeout
         self.pending_offers = 0
         self.offers_answered = 0
+        # --source webrtc: the browser whose camera feeds the filter (one at a time)
+        self.source: CameraReceiver | None = None
+        self.sender: RTCPeerConnection | None = None
         self.pipeline: Pipeline | None = None
         self.peers: set[RTCPeerConnection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -141,6 +155,9 @@ class WebRTCServer:
 
     # ----- lifecycle (called from other threads) -------------------------------------------
     def start(self) -> None:
+        """Serve (idempotent: a webrtc source and a webrtc output share one server)."""
+        if self._thread is not None:
+            return
         use_loopback_candidates(only=is_loopback(self.host))
         self._thread = threading.Thread(target=self._main, name="webrtc", daemon=True)
         self._thread.start()
@@ -253,15 +270,30 @@ class WebRTCServer:
                                      status=503)
         if self.pending_offers >= MAX_PENDING_OFFERS:
             return web.json_response({"error": "too many offers at once; retry"}, status=503)
+        send = data.get("send") is True
+        if send and self.source is None:
+            return web.json_response({"error": "this server takes no camera; start it with "
+                                               "--source webrtc"}, status=400)
+        if send and self.sender is not None:
+            return web.json_response({"error": "another browser is already sending its "
+                                               "camera (one at a time); you can still watch"},
+                                     status=409)
         self.pending_offers += 1
         try:
-            return await self._answer(sdp, kind)
+            return await self._answer(sdp, kind, send)
         finally:
             self.pending_offers -= 1
 
-    async def _answer(self, sdp: str, kind: str) -> web.Response:
+    async def _answer(self, sdp: str, kind: str, send: bool = False) -> web.Response:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.peers.add(pc)
+        if send:
+            self.sender = pc
+
+            @pc.on("track")
+            def on_track(track) -> None:  # fires inside setRemoteDescription
+                if track.kind == "video" and self.source is not None:
+                    asyncio.ensure_future(self._receive(track, pc))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -298,7 +330,25 @@ class WebRTCServer:
             log.info("webrtc peer did not connect within %.0f s; closed", self.connect_timeout)
             asyncio.ensure_future(self._drop(pc))
 
+    async def _receive(self, track, pc: RTCPeerConnection) -> None:
+        """The sender's camera into the source's latest-frame slot. Converting a frame to
+        RGB is CPU work: it runs in a worker thread, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self.source is not None:
+                frame = await track.recv()
+                image = await loop.run_in_executor(None, _to_rgb, frame)
+                self.source.take(image)
+        except MediaStreamError:
+            pass  # the sender left: the last painted frame stays up
+        finally:
+            if self.sender is pc:
+                self.sender = None
+                log.info("webrtc camera sender left")
+
     async def _drop(self, pc: RTCPeerConnection) -> None:
+        if self.sender is pc:
+            self.sender = None
         track = self.tracks.pop(pc, None)
         if track is not None:
             track.stop()
@@ -316,7 +366,9 @@ class WebRTCServer:
 
     # ----- control ----------------------------------------------------------------------
     def state(self) -> dict:
-        state = {"viewers": len(self.peers), "max_viewers": self.max_viewers}
+        state = {"viewers": len(self.peers), "max_viewers": self.max_viewers,
+                 "takes_camera": self.source is not None, "camera_sending": self.sender
+                 is not None}
         if self.pipeline is not None:
             state.update(LiveControl(self.pipeline).state())
         return state
@@ -342,9 +394,12 @@ class WebRTCSink(Sink):
     """`--output webrtc`: serve the stylised stream to browsers."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_viewers: int = 4,
-                 token: str | None = None, allow_hosts: tuple[str, ...] = ()) -> None:
+                 token: str | None = None, allow_hosts: tuple[str, ...] = (),
+                 server: WebRTCServer | None = None) -> None:
+        """`server`: share the server of a `--source webrtc` (the sender gets the painted
+        stream back on the same connection)."""
         super().__init__()
-        self.server = WebRTCServer(host, port, max_viewers, token, allow_hosts)
+        self.server = server or WebRTCServer(host, port, max_viewers, token, allow_hosts)
         self.name = "webrtc"
 
     def attach(self, pipeline: Pipeline) -> None:

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium and chromium-driver (CI installs them)")
 
 
-def _run_check(tmp_path):
+def _run_check(tmp_path, script="browser_check.py"):
     report, shot = tmp_path / "report.json", tmp_path / "page.png"
-    cmd = [sys.executable, str(HERE / "browser_check.py"), str(report), str(shot)]
+    cmd = [sys.executable, str(HERE / script), str(report), str(shot)]
     # a loopback-only network namespace keeps every packet on 127.0.0.1
     isolated = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
     probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
@@ -53,3 +53,17 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
     assert attack["offers_answered"] == 0, attack
     for name in ("json_control", "json_offer", "state"):
         assert attack["page"][name] == "blocked", attack
+
+
+def test_chromium_sends_its_camera_and_gets_it_back_painted(tmp_path):
+    """--source webrtc with a real browser: Chromium's fake camera plays a solid-colour
+    clip; the page only asks for it after the click; a second browser watches."""
+    report, shot = _run_check(tmp_path, "browser_camera_check.py")
+    assert report["button_shown"] and not report["camera_before_click"], report
+    assert report["sending"] and report["connected"], report
+    assert report["frames"] >= 30, report  # painted frames decoded by the sending page
+    assert _close(report["pixel"], report["expected"]), report  # painted: not the camera
+    assert not _close(report["expected"], report["sent"])
+    assert report["watcher_frames"] >= 10 and _close(report["watcher_pixel"], report["expected"])
+    assert report["page_error"] is None
+    assert shot.stat().st_size > 5000

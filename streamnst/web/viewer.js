@@ -7,7 +7,7 @@ const token = params.get("token");
 const q = token ? "?token=" + encodeURIComponent(token) : "";
 const $ = (id) => document.getElementById(id);
 const video = $("video");
-const view = { frames: 0, connected: false, state: null, error: null };
+const view = { frames: 0, connected: false, state: null, error: null, sending: false };
 window.streamnst = view;
 if (params.get("bare") === "1") document.body.classList.add("bare");
 
@@ -43,8 +43,11 @@ function showState(state) {
   $("scale-value").textContent = Number(state.scale).toFixed(2);
   $("auto-scale").checked = Boolean(state.auto_scale);
   const loading = state.switching ? ` (loading ${state.switching}…)` : "";
-  $("info").textContent = `${state.fps} fps · ${state.viewers}/${state.max_viewers} viewers`
-    + loading + (state.switch_error ? ` · ${state.switch_error}` : "");
+  // a server fed by a browser's camera offers the button until this page sends
+  $("camera").hidden = !state.takes_camera || view.sending;
+  const lag = state.latency_ms ? ` · ${Math.round(state.latency_ms)} ms in the filter` : "";
+  $("info").textContent = `${state.fps} fps${lag} · ${state.viewers}/${state.max_viewers}`
+    + " viewers" + loading + (state.switch_error ? ` · ${state.switch_error}` : "");
 }
 
 let channel = null;
@@ -67,15 +70,19 @@ function gatheringDone(pc) {
   });
 }
 
-async function connect() {
+async function connect(camera) {
   const pc = new RTCPeerConnection({ iceServers: [] });
-  pc.addTransceiver("video", { direction: "recvonly" });
+  if (camera) {  // send the camera, watch the painted stream on the same connection
+    pc.addTransceiver(camera.getVideoTracks()[0], { direction: "sendrecv" });
+  } else {
+    pc.addTransceiver("video", { direction: "recvonly" });
+  }
   channel = pc.createDataChannel("control");
   channel.onmessage = (e) => showState(JSON.parse(e.data));
   pc.ontrack = (e) => { video.srcObject = new MediaStream([e.track]); };
   pc.onconnectionstatechange = () => {
     view.connected = pc.connectionState === "connected";
-    if (view.connected) setStatus("live");
+    if (view.connected) setStatus(camera ? "live · painting your camera" : "live");
     if (pc.connectionState === "failed") setStatus("connection failed", true);
   };
   window.streamnstPeer = pc;
@@ -83,11 +90,28 @@ async function connect() {
   await gatheringDone(pc);
   const r = await fetch("offer" + q, { method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }) });
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type,
+                           send: Boolean(camera) }) });
   const answer = await r.json();
-  if (!r.ok) { setStatus(answer.error || "refused", true); return; }
+  if (!r.ok) { setStatus(answer.error || "refused", true); pc.close(); return null; }
   await pc.setRemoteDescription(answer);
+  return pc;
 }
+
+// The camera is only asked for after the user's click.
+$("camera").onclick = async () => {
+  let camera;
+  try {
+    camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } });
+  } catch (err) { setStatus("no camera: " + err.message, true); return; }
+  const old = window.streamnstPeer;
+  const pc = await connect(camera);
+  if (!pc) { camera.getTracks().forEach((t) => t.stop()); return; }
+  if (old && old !== pc) old.close();
+  view.sending = true;
+  $("camera").hidden = true;
+  setStatus("sending your camera");
+};
 
 $("style").onchange = (e) => control({ style: e.target.value });
 $("blend").onchange = (e) => control({ blend: e.target.value });
