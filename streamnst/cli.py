@@ -194,6 +194,7 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
 
     from rich.live import Live
 
+    from .devices import limit_malloc_arenas
     from .live_ui import handle_key, key_reader, status_table, window_overlay
     from .pipeline import Pipeline
     from .sinks import WindowSink, open_sink
@@ -201,6 +202,7 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     from .temporal import BlendSettings
     from .webrtc import WebRTCSink
 
+    limit_malloc_arenas()  # a long-running process: keep RSS from creeping
     blend_settings = BlendSettings(mode=blend, strength=strength)
     if not source_spec:
         from .demo import DEMO_NAME

@@ -76,3 +76,12 @@ def test_gpu_check_script_is_sound_and_says_when_there_is_no_gpu(tmp_path):
     r = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "no CUDA device" in r.stderr
+
+
+def test_soak_one_minute_keeps_memory_threads_and_files_flat():
+    """The CI version of the soak (docs/reliability.md has the 30-minute figures)."""
+    r = tool("soak.py", "--minutes", "1", "--switch-every", "3", "--viewers", "2")
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["pass"], report
+    assert report["style_switches"] >= 10 and all(n > 30 for n in report["frames_per_viewer"])
+    assert report["frame_failures"] == 0
