@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,12 @@ class StyleCheckpoint:
 
 
 def bundled_dir() -> Path:
-    """`checkpoints/` at the top of the source tree (present in a checkout or editable install)."""
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    """The styles that ship: `checkpoints/` at the top of a checkout (an editable install
+    reads them there), else the copy a wheel installs under `<prefix>/share/streamnst`."""
+    checkout = Path(__file__).resolve().parent.parent / "checkpoints"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "streamnst" / "checkpoints"
 
 
 def user_dir() -> Path:

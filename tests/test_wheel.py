@@ -1,0 +1,42 @@
+"""A built wheel works on its own: installed into a fresh virtual environment, run from
+outside the repository, it finds its bundled styles and its demo clip (slow: the venv
+installs torch, a few minutes)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", str(ROOT), "-w", str(dist)], check=True,
+                   timeout=300)
+    wheel = next(dist.glob("streamnst-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True,
+                   timeout=1200)
+    work = tmp_path / "elsewhere"  # not the repository: nothing can come from the checkout
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STREAMNST_HOME")}
+    env.update(STREAMNST_HOME=str(tmp_path / "home"), COLUMNS="200")
+    exe = venv / "bin" / "streamnst"
+    styles = subprocess.run([str(exe), "styles"], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert styles.returncode == 0, styles.stderr
+    assert "starry_night" in styles.stdout and "bundled" in styles.stdout, styles.stdout
+    out = subprocess.run([str(exe), "stylize", "demo", "out.mp4", "--max-frames", "5"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import av
+
+    with av.open(str(work / "out.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 5
+    where = subprocess.run([str(python), "-c", "import streamnst, sys; print(streamnst.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert str(venv) in where.stdout and str(ROOT) not in where.stdout
