@@ -265,6 +265,10 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
                 view.update(status_table(pipeline))
     except KeyboardInterrupt:
         pass
+    # shutting down: a second Ctrl+C or SIGTERM must not cut the recordings' finish short
+    # (every join in stop() has a timeout, so this cannot hang)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     summary = pipeline.stop()
     if as_json:
         out.print_json(json.dumps(summary))

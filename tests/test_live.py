@@ -188,6 +188,50 @@ def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phas
     assert probe(rec)["frames"] == json.loads(out)["sinks"]["live.mp4"]["sent"] > 5
 
 
+def test_cli_signal_at_start_up_while_waiting_for_a_camera(tmp_path, tiny_style):
+    """Start-up: `--source webrtc` waits for a browser's camera; SIGTERM ends it at once."""
+    import http.client
+
+    port = 48000 + (os.getpid() % 1000)
+    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source", "webrtc",
+                             "--port", str(port), "--style", str(tiny_style), "-o", "null"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, up = time.time() + 60, False
+    while time.time() < deadline and not up:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/api/state")
+            up = conn.getresponse().status == 200
+        except OSError:
+            time.sleep(0.1)
+    assert up
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 3.0
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+
+
+def test_cli_second_signal_during_shutdown_still_finishes_the_recording(tmp_path, tiny_style):
+    rec = tmp_path / "live.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
+                             "pattern:96x64@30", "--style", str(tiny_style), "-o", str(rec),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)  # the second one lands while the pipeline is stopping
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 3.0
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert probe(rec)["frames"] == json.loads(out)["sinks"]["live.mp4"]["sent"] > 5
+
+
 def test_style_switch_mid_stream(tmp_path, tiny_style):
     other = save_style(tmp_path / "other.pth", UNet(width=4, res_convs=2).eval(), "unet",
                        style={"name": "other"})
