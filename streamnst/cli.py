@@ -622,6 +622,7 @@ def train(style_image, data, out, run_dir, name, resume, style_layers, style_lay
     Example: streamnst train styles/hokusai_great_wave_c1831.jpg --data photos/ --out wave.pth
     """
     from .errors import InputError
+    from .training.config import check_run_dir
     from .training.trainer import TrainConfig, Trainer
 
     try:
@@ -635,11 +636,7 @@ def train(style_image, data, out, run_dir, name, resume, style_layers, style_lay
                          device=device, dtype=dtype, **settings)
     if Path(out).exists() and not resume and not (config.run_path / "state.pth").exists():
         console.print(f"note: {out} exists and will be replaced by this run's checkpoints")
-    if resume and not (config.run_path / "state.pth").exists():
-        raise InputError(f"{config.run_path}: no training state to resume; run without --resume")
-    if not resume and (config.run_path / "state.pth").exists():
-        raise InputError(f"{config.run_path} holds an earlier run; pass --resume to continue "
-                         "it or choose another --run-dir")
+    check_run_dir(config, resume)
     with console.status("loading photos and the loss network"):
         trainer = Trainer(config)
     _run_training(trainer, resume)

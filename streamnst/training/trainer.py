@@ -8,7 +8,6 @@ moment leaves the previous good state in place.
 
 from __future__ import annotations
 
-import csv
 import logging
 import shutil
 import signal
@@ -29,11 +28,11 @@ from ..checkpoints import read_checkpoint_file, save_style
 from ..devices import autocast, parse_dtype, pick_device
 from ..errors import CheckpointError, InputError
 from ..imageio import contact_sheet, read_image, resize_max_side, write_image
-from ..models import UNet, run_padded
-from ..models.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, UPSAMPLING
+from ..models import run_padded
 from ..stylizer import image_to_tensor, tensor_to_image
-from ..vgg import CONTENT_LAYER, VGGFeatures, load_vgg
-from . import distributed
+from ..vgg import VGGFeatures, load_vgg
+from . import distributed, runfiles
+from .config import TrainConfig, check_resumable
 from .data import CropSampler, fingerprint, list_images
 from .losses import (
     content_loss,
@@ -48,110 +47,7 @@ from .losses import (
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
-CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion"]
-CSV_HEADER = ["step", *CSV_KEYS, "images_per_s"]
-# settings that must not change when a run is resumed
-_FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "ends",
-                    "size",
-                    "batch", "style_size", "seed", "content_layer", "style_layers", "init_from")
-# what runs saved before a setting existed used (where that differs from today's default)
-_LEGACY = {"head": "identity", "ends": "full", "init_from": "",
-           "content_layer": "relu2_2",
-           "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    style_image: str
-    data: str
-    out: str
-    run_dir: str = ""
-    name: str = ""
-    steps: int = 1000
-    size: int = 192
-    batch: int = 4
-    style_size: int = 384
-    lr: float = 2e-3
-    content_weight: float = 1.0
-    style_weight: float = 3.0
-    tv_weight: float = 0.0
-    noise_weight: float = 10.0
-    noise_fraction: float = 0.05
-    noise_amount: float = 30 / 255
-    motion_weight: float = 10.0
-    motion_shift: float = 8.0
-    # stabilisation ramps in from stab_start over stab_ramp steps: strokes first, then
-    # steadiness (research/loss-network probe 4: from the start it keeps walls flat)
-    stab_start: int = 300
-    stab_ramp: int = 300
-    content_layer: str = CONTENT_LAYER
-    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-    style_layer_weights: tuple[float, ...] = (0.5, 1.0, 1.0, 1.0)  # relu1_1: colour edges
-    width: int = 16
-    res_convs: int = 10
-    fine_blocks: int = 0
-    norm: str = "batch"
-    up: str = "bilinear"
-    down: str = "pool"
-    head: str = "plain"
-    ends: str = "shuffle"
-    init_from: str = ""  # a style checkpoint to start from (warm start)
-    clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 200
-    tensorboard: bool = False
-    num_samples: int = 3
-    device: str = "auto"
-    dtype: str = "auto"
-    vgg: str | None = None
-
-    def __post_init__(self) -> None:
-        positive = ("steps", "size", "batch", "style_size", "checkpoint_every", "width")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.size % UNet.STRIDE:
-            raise InputError(f"--size must be a multiple of {UNet.STRIDE}, got {self.size}")
-        for name, allowed in (("norm", NORMS), ("head", HEADS), ("up", UPSAMPLING),
-                              ("down", DOWNSAMPLING), ("ends", ENDS)):
-            if getattr(self, name) not in allowed:
-                raise InputError(f"--{name} must be one of {', '.join(allowed)}, "
-                                 f"got {getattr(self, name)!r}")
-        if len(self.style_layer_weights) != len(self.style_layers):
-            raise InputError("give one style layer weight per style layer")
-        for name in ("fine_blocks", "lr", "content_weight", "style_weight", "tv_weight",
-                     "noise_weight", "motion_weight", "noise_fraction", "noise_amount",
-                     "motion_shift", "clip", "stab_start", "stab_ramp"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name.replace('_', '-')} must be >= 0")
-
-    @property
-    def run_path(self) -> Path:
-        out = Path(self.out)
-        return Path(self.run_dir) if self.run_dir else out.parent / f"{out.stem}.run"
-
-    @property
-    def style_name(self) -> str:
-        return self.name or Path(self.style_image).stem
-
-    def new_network(self) -> UNet:
-        return UNet(self.width, self.res_convs, self.norm, self.up, self.down,
-                    self.fine_blocks, self.head, self.ends)
-
-    def stab_factor(self, step: int) -> float:
-        """How much of the noise and motion weights applies at `step` (0 to 1)."""
-        if step < self.stab_start:
-            return 0.0
-        if self.stab_ramp == 0:
-            return 1.0
-        return min(1.0, (step - self.stab_start + 1) / self.stab_ramp)
-
-    def replace(self, **changes) -> TrainConfig:
-        data = asdict(self)
-        data.update(changes)
-        return TrainConfig(**data)
-
-
+__all__ = ["STATE_FORMAT", "StepStats", "TrainConfig", "TrainResult", "Trainer"]
 @dataclass
 class StepStats:
     step: int
@@ -217,7 +113,8 @@ class Trainer:
         self.style_grams = self._style_grams()
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
-        self.board = _open_board(config) if config.tensorboard and self.dist.is_main else None
+        self.board = (runfiles.open_board(config.run_path)
+                      if config.tensorboard and self.dist.is_main else None)
 
     # ----- state ---------------------------------------------------------------------
     @property
@@ -240,15 +137,7 @@ class Trainer:
         state = read_checkpoint_file(path)
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CheckpointError(f"{path}: not a streamnst training state")
-        saved = state["config"]
-        for key in _FIXED_ON_RESUME:
-            mine = getattr(self.config, key)
-            theirs = saved.get(key, _LEGACY.get(key, getattr(TrainConfig, key, None)))
-            if isinstance(theirs, list):
-                theirs = tuple(theirs)
-            if mine != theirs:
-                raise CheckpointError(f"{path}: was trained with {key}={theirs!r}, not {mine!r}; "
-                                      "use the same setting or a new --run-dir")
+        check_resumable(state["config"], self.config, path)
         processes = int(state.get("processes", 1))
         if processes != self.dist.world:
             raise CheckpointError(f"{path}: was trained by {processes} process(es), not "
@@ -375,27 +264,10 @@ class Trainer:
         return contact_sheet([row], cell=320)
 
     def _log_csv(self, stats: StepStats) -> None:
-        path = self.config.run_path / "losses.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(CSV_HEADER)
-            w.writerow([stats.step, *(f"{stats.losses.get(k, 0.0):.6g}" for k in CSV_KEYS),
-                        f"{stats.images_per_s:.3f}"])
+        runfiles.log_losses(self.config.run_path, stats.step, stats.losses, stats.images_per_s)
 
     def _trim_csv(self) -> None:
-        """After a resume, forget rows logged past the restored step."""
-        path = self.config.run_path / "losses.csv"
-        if not path.exists():
-            return
-        # rows are re-laid under today's header: a run from an older version lacks columns
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        kept = [[r.get(k) or "0" for k in CSV_HEADER] for r in rows
-                if int(r["step"]) <= self.step]
-        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-            csv.writer(f).writerows([CSV_HEADER, *kept])
+        runfiles.trim_losses(self.config.run_path, self.step)
 
     def checkpoint(self) -> list[Path]:
         """Rank 0 writes state, style, snapshot and samples; the others wait for it."""
@@ -448,7 +320,8 @@ class Trainer:
                     if main:
                         self._log_csv(stats)
                         if self.board:
-                            _board_step(self.board, stats)
+                            runfiles.board_step(self.board, stats.step, stats.losses,
+                                                stats.images_per_s)
                     if on_step:
                         on_step(stats)
                     if self.step % self.config.checkpoint_every == 0:
@@ -495,19 +368,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _open_board(config: TrainConfig):
-    """A TensorBoard writer in RUN_DIR/tensorboard (`tensorboard --logdir RUN_DIR`)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise InputError("--tensorboard needs the tensorboard package: "
-                         "pip install 'streamnst[tensorboard]'") from None
-    return SummaryWriter(str(config.run_path / "tensorboard"))
-
-
-def _board_step(board, stats: StepStats) -> None:
-    for name, value in stats.losses.items():
-        board.add_scalar(f"loss/{name}", value, stats.step)
-    board.add_scalar("images_per_s", stats.images_per_s, stats.step)
