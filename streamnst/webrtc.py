@@ -335,10 +335,13 @@ class WebRTCServer:
         RGB is CPU work: it runs in a worker thread, never on the event loop."""
         loop = asyncio.get_running_loop()
         try:
-            while self.source is not None:
+            while True:
                 frame = await track.recv()
                 image = await loop.run_in_executor(None, _to_rgb, frame)
-                self.source.take(image)
+                source = self.source
+                if source is None:  # the filter stopped taking frames
+                    break
+                source.take(image)
         except MediaStreamError:
             pass  # the sender left: the last painted frame stays up
         finally:
