@@ -21,7 +21,7 @@ from .atomic import atomic_path
 from .errors import InputError
 from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .imageio import is_image_path, read_image, resize_max_side, write_image
-from .stylizer import image_to_tensor, tensor_to_image
+from .tensors import image_to_tensor, tensor_to_image
 from .training.losses import content_loss, gram, style_loss, tv_loss
 from .vgg import CONTENT_LAYER, RELU_INDEX, STYLE_LAYERS, VGGFeatures
 from .video import VideoReader, open_writer

@@ -21,7 +21,7 @@ import torch
 from .errors import InputError
 from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
 from .frame import check_image
-from .stylizer import image_to_tensor
+from .tensors import image_to_tensor
 from .video import VideoReader
 
 

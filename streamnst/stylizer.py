@@ -22,6 +22,9 @@ from .frame import Frame, check_image
 from .imageio import resize_to
 from .models import UNet, run_padded
 from .stages import StageTimes
+from .tensors import image_to_tensor, tensor_to_image
+
+__all__ = ["Stylizer", "StylizerSettings", "image_to_tensor", "tensor_to_image"]
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +54,6 @@ class StylizerSettings:
             raise InputError(f"threads must be >= 1, got {self.threads}")
         if self.backend not in ("torch", "onnx"):
             raise InputError(f"backend must be torch or onnx, got {self.backend!r}")
-
-
-def image_to_tensor(image: np.ndarray, device: torch.device | str,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> 1x3xHxW `dtype` in [0, 1] on `device`."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-    return t.permute(2, 0, 1).unsqueeze(0).to(dtype).div_(255.0)
-
-
-def tensor_to_image(t: torch.Tensor) -> np.ndarray:
-    """1x3xHxW (any float dtype, [0, 1]) -> HxWx3 uint8 RGB, rounded."""
-    t = t[0].float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return t.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 class Stylizer:

@@ -22,6 +22,7 @@ from .flow import FlowEstimator, consistency_mask, flow_to_tensor, warp, warp_im
 from .frame import check_image
 from .imageio import resize_to
 from .stages import StageTimes
+from .tensors import image_to_tensor
 
 MODES = ("off", "ema", "flow")
 
@@ -44,7 +45,8 @@ class BlendSettings:
 
 
 def _to_t(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    """Pixel values 0-255 (the photometric tolerance is in those units)."""
+    return image_to_tensor(image, "cpu").mul_(255.0)
 
 
 def _plane(t: torch.Tensor) -> np.ndarray:

@@ -4,7 +4,8 @@ import torch
 
 from streamnst.errors import DeviceError, InputError
 from streamnst.frame import Frame
-from streamnst.stylizer import Stylizer, StylizerSettings, image_to_tensor, tensor_to_image
+from streamnst.stylizer import Stylizer, StylizerSettings
+from streamnst.tensors import image_to_tensor, tensor_to_image
 
 
 def test_tensor_round_trip_is_exact():

@@ -29,7 +29,7 @@ from ..devices import autocast, parse_dtype, pick_device
 from ..errors import CheckpointError, InputError
 from ..imageio import contact_sheet, read_image, resize_max_side, write_image
 from ..models import run_padded
-from ..stylizer import image_to_tensor, tensor_to_image
+from ..tensors import image_to_tensor, tensor_to_image
 from ..vgg import VGGFeatures, load_vgg
 from . import distributed, runfiles
 from .config import TrainConfig, check_resumable
