@@ -695,8 +695,8 @@ def main() -> None:
             sys.exit(code)
     except StreamNSTError as exc:
         _error_line(exc)
-    except click.exceptions.Abort:
-        console.print("aborted")
+    except click.exceptions.Abort:  # click's name for Ctrl+C (or SIGTERM) in a command
+        console.print("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
