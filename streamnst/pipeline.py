@@ -216,7 +216,7 @@ class Pipeline:
             blend, self._pending_blend = self._pending_blend, None
         if new is not None:
             new.set_scale(self.stylizer.settings.scale)
-            self._share_stages(new)
+            new.stages = self.stages
             self.stylizer = new
             self.blender.reset()
             log.info("style is now %s", new.name)
