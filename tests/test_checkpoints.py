@@ -33,7 +33,11 @@ def test_unet_files_from_before_the_sampling_settings_keep_their_architecture(tm
     assert loaded.config["up"] == "nearest" and loaded.config["down"] == "stride"
     old.eval()
     x = torch.rand(1, 3, 16, 24)
-    assert torch.allclose(loaded(x), old(x))
+    # two instances of one network: oneDNN may take different float32 paths for each
+    # (alignment), so allow float32 rounding (1e-6) instead of allclose's default 1e-8
+    # absolute, which failed about one run in six on outputs near 0
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), old(x), atol=1e-6)
 
 
 def test_fine_blocks_round_trip_and_change_the_network(tmp_path):
