@@ -155,6 +155,20 @@ def test_a_sink_failing_on_every_frame_is_reported_once_and_the_others_go_on(
     assert sum("rejected the frame" in r.getMessage() for r in caplog.records) == 1
 
 
+def _live_recording(tmp_path, style, *extra, settle=1.0):
+    """`streamnst live` recording a pattern to tmp_path/live.mp4, started and running."""
+    rec = tmp_path / "live.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
+                             "pattern:96x64@30", "--style", str(style), "-o", str(rec),
+                             *extra, "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
+        time.sleep(0.05)
+    time.sleep(settle)
+    return proc, rec
+
+
 @pytest.mark.parametrize("phase", ["running", "style switch"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phase, sig):
@@ -163,16 +177,8 @@ def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phas
     signal, and the recording is valid."""
     import http.client
 
-    rec = tmp_path / "live.mp4"
     port = 47000 + (os.getpid() % 1000)
-    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
-                             "pattern:96x64@30", "--style", str(tiny_style), "-o", str(rec),
-                             "-o", "webrtc", "--port", str(port), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
-        time.sleep(0.05)
-    time.sleep(1.0)
+    proc, rec = _live_recording(tmp_path, tiny_style, "-o", "webrtc", "--port", str(port))
     if phase == "style switch":
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/api/control", json.dumps({"style": str(tiny_style),
@@ -213,15 +219,7 @@ def test_cli_signal_at_start_up_while_waiting_for_a_camera(tmp_path, tiny_style)
 
 
 def test_cli_second_signal_during_shutdown_still_finishes_the_recording(tmp_path, tiny_style):
-    rec = tmp_path / "live.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
-                             "pattern:96x64@30", "--style", str(tiny_style), "-o", str(rec),
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
-        time.sleep(0.05)
-    time.sleep(1.0)
+    proc, rec = _live_recording(tmp_path, tiny_style)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)  # the second one lands while the pipeline is stopping
@@ -366,15 +364,7 @@ def test_cli_live_says_when_it_falls_back_to_the_demo_clip(tiny_style):
 
 
 def test_cli_ctrl_c_stops_within_a_second(tmp_path, tiny_style):
-    rec = tmp_path / "live.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source",
-                             "pattern:96x64@30", "--style", str(tiny_style), "-o", str(rec),
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".live.*")):
-        time.sleep(0.05)
-    time.sleep(1.5)
+    proc, rec = _live_recording(tmp_path, tiny_style, settle=1.5)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
