@@ -18,7 +18,7 @@ from .errors import OutputError
 from .frame import Frame
 from .slots import LatestSlot
 from .stages import StageTimes
-from .video import VideoWriter
+from .video import VideoWriter, trim_fragmented_mp4
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,12 @@ class FileSink(Sink):
             raise OutputError(f"{self.path} exists; pass --overwrite to replace it")
         self._writer: VideoWriter | None = None
         self._ctx = None
+        self._tmp: Path | None = None
         self._failed: BaseException | None = None
 
     def open(self, width: int, height: int, fps: float) -> None:
         self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
+        tmp = self._tmp = self._ctx.__enter__()
         # one encoder thread: x264 at 640x360 needs no more, and its default pool took
         # cores from the network (20.2 against 18.7 fps, 640x360 flow blend, 2 cores)
         self._writer = VideoWriter(tmp, fps, vfr=True, fragment_s=self.FRAGMENT_S, threads=1)
@@ -146,6 +147,12 @@ class FileSink(Sink):
         except BaseException as exc:
             self._ctx.__exit__(type(exc), exc, exc.__traceback__)
             raise
+        if self._failed is not None:  # the last fragment may be cut off: players refuse it
+            try:
+                trim_fragmented_mp4(self._tmp)
+            except OSError as exc:
+                log.warning("%s: could not cut the recording back to its last whole "
+                            "fragment: %s", self.path, exc)
         if writer.frames:
             self._ctx.__exit__(None, None, None)
         else:  # nothing recorded: leave no empty file behind

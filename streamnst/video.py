@@ -261,6 +261,30 @@ class VideoWriter:
                 self._file.close()
 
 
+def trim_fragmented_mp4(path: str | os.PathLike) -> int:
+    """Cut a fragmented mp4 whose writing stopped part-way (a full disk) back to its last
+    whole fragment; returns the bytes kept. FFmpeg refuses a file whose last top-level box
+    (a `moof` cut mid-way) runs past its end, which would lose every fragment before it.
+    Truncating needs no free space, so this works on the disk that filled up."""
+    path = Path(path)
+    end = keep = 0
+    with open(path, "rb") as f:
+        size_on_disk = os.fstat(f.fileno()).st_size
+        while end + 8 <= size_on_disk:
+            f.seek(end)
+            size, kind = int.from_bytes(f.read(4), "big"), f.read(4)
+            if size == 1:  # a 64-bit size follows
+                size = int.from_bytes(f.read(8), "big")
+            if size < 8 or end + size > size_on_disk:  # 0 (to the end) or cut off
+                break
+            end += size
+            if kind != b"moof":  # a fragment is whole once the mdat after its moof is
+                keep = end
+    if keep < size_on_disk:
+        os.truncate(path, keep)
+    return keep
+
+
 class GifWriter:
     """Animated GIF (looping forever), the format people share in chats.
 

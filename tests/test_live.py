@@ -396,17 +396,26 @@ def test_screen_source_on_xvfb(tiny_style):
 @pytest.mark.skipif(subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode,
                     reason="needs unshare -m (root) to mount a tiny tmpfs")
 def test_recording_disk_fills_up_clean_stop_and_a_playable_file(tmp_path, tiny_style):
-    """ENOSPC for real: the recording goes to a 40 KB tmpfs in a private mount namespace."""
+    """ENOSPC for real: the recording goes to a tmpfs in a private mount namespace, which a
+    filler file fills up once the recording holds a few fragments (a fixed small disk filled
+    at a moment that depended on the machine's speed: before the first fragment on one, never
+    on another)."""
     disk, keep = tmp_path / "disk", tmp_path / "keep"
     disk.mkdir()
     keep.mkdir()
     cmd = [sys.executable, "-m", "streamnst", "live", "--source", "pattern:320x240@30",
            "--style", str(tiny_style), "-o", str(disk / "rec.mp4"), "-o", "null",
-           "--duration", "15", "--scale", "1", "--json"]
-    script = (f'mount -t tmpfs -o size=40k tmpfs {disk} && "$@" > {keep}/out.json '
-              f'2> {keep}/err.txt; echo $? > {keep}/rc; cp {disk}/rec.mp4 {keep}/ 2>/dev/null;'
-              f' ls -a {disk} > {keep}/ls.txt')
-    subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], timeout=120, check=True)
+           "--duration", "30", "--scale", "1", "--json"]
+    script = (f'mount -t tmpfs -o size=2m tmpfs {disk} || exit 1\n'
+              f'("$@" > {keep}/out.json 2> {keep}/err.txt; echo $? > {keep}/rc) &\n'
+              # every 0.1 s for up to 25 s: is the recording (under a hidden temporary name)
+              # 30 KB yet? Its 2 s fragments hold a few KB each.
+              f'for i in $(seq 250); do s=$(du -sb {disk} | cut -f1); '
+              f'[ "$s" -ge 30000 ] && break; sleep 0.1; done\n'
+              f'dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null\n'
+              f'wait; rm -f {disk}/filler; cp {disk}/rec.mp4 {keep}/ 2>/dev/null; '
+              f'ls -a {disk} > {keep}/ls.txt')
+    subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], timeout=150, check=True)
     err = (keep / "err.txt").read_text()
     assert int((keep / "rc").read_text()) == 2, err
     assert "Traceback" not in err and "recording stopped after" in err, err
@@ -426,3 +435,32 @@ def test_recording_disk_fills_up_clean_stop_and_a_playable_file(tmp_path, tiny_s
         except av.error.InvalidDataError:
             pass
     assert frames >= 60, frames  # at least one whole 2 s fragment at 30 fps
+
+
+def test_a_recording_cut_inside_a_fragment_header_is_trimmed_to_its_whole_fragments(tmp_path):
+    """The disk may fill mid-`moof`: FFmpeg then refuses the whole file. Trimming keeps
+    every whole fragment playable."""
+    import av
+    from media import pattern
+
+    from streamnst.video import VideoWriter, trim_fragmented_mp4
+
+    path = tmp_path / "rec.mp4"
+    writer = VideoWriter(path, 30, fragment_s=0.5, threads=1)
+    for i in range(60):  # four fragments of 15 frames
+        writer.write(pattern(i, 64, 48))
+    writer.close()
+    data = path.read_bytes()
+    moofs = [i - 4 for i in range(len(data)) if data[i:i + 4] == b"moof"]
+    assert len(moofs) == 4
+    path.write_bytes(data[:moofs[-1] + 120])  # cut inside the last fragment's header
+
+    def decoded() -> int:
+        with av.open(str(path)) as c:
+            return sum(1 for _ in c.decode(video=0))
+
+    with pytest.raises(av.error.InvalidDataError):
+        decoded()
+    assert trim_fragmented_mp4(path) == moofs[-1]
+    assert decoded() == 45
+    assert trim_fragmented_mp4(path) == moofs[-1]  # a whole file is left as it is
