@@ -1,3 +1,3 @@
-from .cli import main
+from streamnst.cli import main
 
 main()

@@ -56,11 +56,11 @@ def main(report_path: str, screenshot: str | None) -> None:
     os.environ["STREAMNST_HOME"] = str(home)
     from conftest import tinted_unet
 
-    from streamnst.checkpoints import save_style
-    from streamnst.pipeline import Pipeline
-    from streamnst.stylizer import Stylizer, StylizerSettings
-    from streamnst.webrtc import WebRTCServer, WebRTCSink
-    from streamnst.webrtc_source import WebRTCSource
+    from streamnst.engine.stylizer import Stylizer, StylizerSettings
+    from streamnst.live.pipeline import Pipeline
+    from streamnst.live.webrtc import WebRTCServer, WebRTCSink
+    from streamnst.live.webrtc_source import WebRTCSource
+    from streamnst.nets.checkpoint_io import save_style
 
     style = save_style(home / "checkpoints" / "alpha.pth", tinted_unet((1.5, -1.0, 0.0)),
                        "unet", style={"name": "alpha"})

@@ -141,11 +141,11 @@ def main(report_path: str, screenshot: str | None) -> None:
     os.environ["STREAMNST_HOME"] = str(home)
     from conftest import tinted_unet
 
-    from streamnst.checkpoints import save_style
-    from streamnst.pipeline import Pipeline
-    from streamnst.sources import ImageSource
-    from streamnst.stylizer import Stylizer, StylizerSettings
-    from streamnst.webrtc import WebRTCSink
+    from streamnst.engine.stylizer import Stylizer, StylizerSettings
+    from streamnst.live.pipeline import Pipeline
+    from streamnst.live.sources import ImageSource
+    from streamnst.live.webrtc import WebRTCSink
+    from streamnst.nets.checkpoint_io import save_style
 
     paths = {name: save_style(home / "checkpoints" / f"{name}.pth", tinted_unet(tint), "unet",
                               style={"name": name})

@@ -8,8 +8,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from streamnst.checkpoints import save_style  # noqa: E402
-from streamnst.models import UNet  # noqa: E402
+from streamnst.nets import UNet  # noqa: E402
+from streamnst.nets.checkpoint_io import save_style  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,13 @@ from itertools import pairwise
 import pytest
 from rich.console import Console
 
-from streamnst.autoscale import LADDER, AutoScale
-from streamnst.errors import InputError
-from streamnst.live_ui import handle_key, status_table
-from streamnst.pipeline import Pipeline
-from streamnst.sinks import NullSink
-from streamnst.sources import PatternSource
-from streamnst.stylizer import Stylizer, StylizerSettings
+from streamnst.cli.live_keys import handle_key, status_table
+from streamnst.core.errors import InputError
+from streamnst.engine.autoscale import LADDER, AutoScale
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.sinks import NullSink
+from streamnst.live.sources import PatternSource
 
 
 def feed(scaler: AutoScale, ms: float, n: int) -> list[float]:

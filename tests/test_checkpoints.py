@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
-from streamnst.checkpoints import available_styles, load_style, resolve_style, save_style
-from streamnst.errors import CheckpointError
-from streamnst.models import TransformerNet, UNet
+from streamnst.core.errors import CheckpointError
+from streamnst.nets import TransformerNet, UNet
+from streamnst.nets.checkpoint_io import available_styles, load_style, resolve_style, save_style
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path):
@@ -168,7 +168,7 @@ def test_written_files_get_the_permissions_open_would_give(tmp_path):
     import os
     import stat
 
-    from streamnst.atomic import _UMASK, atomic_path
+    from streamnst.core.atomic import _UMASK, atomic_path
 
     with atomic_path(tmp_path / "shared.mp4") as tmp:
         tmp.write_bytes(b"x")

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from conftest import tinted_unet
 
-from streamnst.checkpoints import save_style
-from streamnst.control import LiveControl
-from streamnst.live_ui import handle_key
-from streamnst.pipeline import Pipeline
-from streamnst.sinks import NullSink
-from streamnst.sources import ImageSource
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.temporal import BlendSettings
+from streamnst.cli.live_keys import handle_key
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import BlendSettings
+from streamnst.live.control import LiveControl
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.sinks import NullSink
+from streamnst.live.sources import ImageSource
+from streamnst.nets.checkpoint_io import save_style
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 from conftest import tinted_unet
 
-from streamnst.checkpoints import save_style
-from streamnst.pipeline import Pipeline
-from streamnst.sources import ImageSource
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.webrtc import WebRTCSink
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.sources import ImageSource
+from streamnst.live.webrtc import WebRTCSink
+from streamnst.nets.checkpoint_io import save_style
 
 REQUESTS = 1200
 SDP_LINES = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",

@@ -5,11 +5,11 @@ from cli_helpers import assert_clean_error, run_cli
 from media import make_video, probe
 from torchvision.models import vgg16
 
-from streamnst.errors import InputError
-from streamnst.gatys import Gatys, GatysSettings, frames_dir, render_gatys
-from streamnst.metrics import warping_errors
-from streamnst.vgg import VGGFeatures
-from streamnst.video import VideoReader
+from streamnst.core.errors import InputError
+from streamnst.media.video import VideoReader
+from streamnst.nets.vgg import VGGFeatures
+from streamnst.offline.gatys import Gatys, GatysSettings, frames_dir, render_gatys
+from streamnst.offline.metrics import warping_errors
 
 LAYERS = ("relu1_2", "relu2_2")
 
@@ -44,8 +44,8 @@ def test_iterations_lower_the_loss(optimizer):
 
 def test_default_optimizer_cuts_the_style_loss_tenfold_with_vgg19():
     """The issue's check: L-BFGS with the packaged VGG19 on a small real frame."""
-    from streamnst.imageio import read_image
-    from streamnst.vgg import load_vgg
+    from streamnst.media.imageio import read_image
+    from streamnst.nets.vgg import load_vgg
 
     with VideoReader("streamnst/assets/demo.mp4") as reader:
         frame = next(iter(reader))

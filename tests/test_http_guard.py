@@ -8,8 +8,8 @@ import json
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from streamnst.http_guard import HostPolicy, split_host
-from streamnst.webrtc import MAX_SDP_CHARS, WebRTCServer
+from streamnst.live.http_guard import HostPolicy, split_host
+from streamnst.live.webrtc import MAX_SDP_CHARS, WebRTCServer
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_sdp_cap_and_unconnected_peers_are_closed(server):
 
 
 def test_token_stays_out_of_the_log_line(caplog):
-    from streamnst.webrtc import WebRTCSink
+    from streamnst.live.webrtc import WebRTCSink
 
     sink = WebRTCSink(host="0.0.0.0", port=0)
     with caplog.at_level("WARNING"):

@@ -16,15 +16,15 @@ import pyvirtualcam
 from cli_helpers import assert_clean_error, run_cli
 from media import make_video, probe
 
-from streamnst.checkpoints import save_style
-from streamnst.errors import InputError
-from streamnst.models import UNet
-from streamnst.pipeline import Pipeline
-from streamnst.sinks import FileSink, NullSink, VirtualCameraSink, open_sink
-from streamnst.sources import PatternSource, VideoFileSource, WebcamSource, open_source
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.temporal import BlendSettings
-from streamnst.video import VideoReader
+from streamnst.core.errors import InputError
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import BlendSettings
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.sinks import FileSink, NullSink, VirtualCameraSink, open_sink
+from streamnst.live.sources import PatternSource, VideoFileSource, WebcamSource, open_source
+from streamnst.media.video import VideoReader
+from streamnst.nets import UNet
+from streamnst.nets.checkpoint_io import save_style
 
 
 class RecordingCamera:
@@ -256,7 +256,7 @@ def test_style_switch_mid_stream(tmp_path, tiny_style):
 
 def test_failed_style_switch_keeps_running(tiny_style):
     def factory(name):
-        from streamnst.checkpoints import load_style
+        from streamnst.nets.checkpoint_io import load_style
         return Stylizer(load_style(name))
 
     pipe = Pipeline(PatternSource(32, 32, fps=30), _stylizer(tiny_style), [NullSink()],
@@ -317,7 +317,7 @@ def test_open_source_and_sink_specs(tmp_path):
     with pytest.raises(InputError, match="pattern:640x360@30"):
         open_source("pattern:big")
     assert isinstance(open_sink(str(tmp_path / "x.mp4")), FileSink)
-    from streamnst.errors import OutputError
+    from streamnst.core.errors import OutputError
     with pytest.raises(OutputError, match="unknown output"):
         open_sink("teleport")
     with pytest.raises(OutputError, match="exists"):
@@ -443,7 +443,7 @@ def test_a_recording_cut_inside_a_fragment_header_is_trimmed_to_its_whole_fragme
     import av
     from media import pattern
 
-    from streamnst.video import VideoWriter, trim_fragmented_mp4
+    from streamnst.media.video import VideoWriter, trim_fragmented_mp4
 
     path = tmp_path / "rec.mp4"
     writer = VideoWriter(path, 30, fragment_s=0.5, threads=1)

@@ -7,9 +7,9 @@ import torch
 from cli_helpers import assert_clean_error, run_cli
 from media import make_video
 
-from streamnst.flow import FlowEstimator, consistency_mask, flow_to_tensor, read_flo, warp
-from streamnst.imageio import read_image
-from streamnst.metrics import warping_errors
+from streamnst.engine.flow import FlowEstimator, consistency_mask, flow_to_tensor, read_flo, warp
+from streamnst.media.imageio import read_image
+from streamnst.offline.metrics import warping_errors
 
 SINTEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "flow" / "sintel_clean"
 

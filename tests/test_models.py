@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from streamnst.models import TransformerNet, UNet, build_model, run_padded
-from streamnst.models.transformer_net import clean_state_dict
+from streamnst.nets import TransformerNet, UNet, build_model, run_padded
+from streamnst.nets.transformer_net import clean_state_dict
 
 
 @pytest.mark.parametrize("norm", ["batch", "none", "instance"])

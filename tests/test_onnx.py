@@ -4,10 +4,10 @@ import pytest
 import torch
 from cli_helpers import assert_clean_error, run_cli
 
-from streamnst.checkpoints import load_style
-from streamnst.models import run_padded
-from streamnst.onnx_backend import OnnxModel, export_onnx
-from streamnst.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.nets import run_padded
+from streamnst.nets.checkpoint_io import load_style
+from streamnst.nets.onnx_io import OnnxModel, export_onnx
 
 
 @pytest.fixture(params=["full", "shuffle"])
@@ -15,8 +15,8 @@ def any_style(request, tmp_path, tiny_style):
     """The first releases' layout and today's (space-to-depth in, pixel shuffle out)."""
     if request.param == "full":
         return tiny_style
-    from streamnst.checkpoints import save_style
-    from streamnst.models import UNet
+    from streamnst.nets import UNet
+    from streamnst.nets.checkpoint_io import save_style
 
     torch.manual_seed(4)
     net = UNet(width=4, res_convs=2, head="plain", ends="shuffle").eval()
@@ -73,12 +73,12 @@ def test_stylize_cli_with_onnx_backend(tmp_path, tiny_style):
     assert r.returncode == 0, r.stderr
     r = run_cli("stylize", src, tmp_path / "torch.png", "--style", tiny_style, "--dtype", "fp32")
     assert r.returncode == 0, r.stderr
-    from streamnst.imageio import read_image
+    from streamnst.media.imageio import read_image
     a, b = read_image(tmp_path / "onnx.png"), read_image(tmp_path / "torch.png")
     assert a.shape == (20, 30, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
 def test_bad_backend_is_refused():
-    from streamnst.errors import InputError
+    from streamnst.core.errors import InputError
     with pytest.raises(InputError, match="backend"):
         StylizerSettings(backend="tensorrt")

@@ -9,8 +9,8 @@ import pytest
 from cli_helpers import assert_clean_error, run_cli
 from media import make_video, probe
 
-from streamnst.imageio import read_image
-from streamnst.render import render_file
+from streamnst.media.imageio import read_image
+from streamnst.offline.stylize_file import render_file
 
 
 @pytest.mark.parametrize("suffix,video,audio", [(".mp4", "h264", "aac"),

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from streamnst.errors import DeviceError, InputError
-from streamnst.frame import Frame
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.tensors import image_to_tensor, tensor_to_image
+from streamnst.core.errors import DeviceError, InputError
+from streamnst.core.frame import Frame
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.media.tensors import image_to_tensor, tensor_to_image
 
 
 def test_tensor_round_trip_is_exact():
@@ -22,8 +22,8 @@ def test_any_frame_size(tiny_style, shape):
 
 
 def test_fused_fp32_matches_the_checkpoint_network(tiny_style):
-    from streamnst.checkpoints import load_style
-    from streamnst.models import run_padded
+    from streamnst.nets import run_padded
+    from streamnst.nets.checkpoint_io import load_style
 
     s = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32", channels_last="on"))
     img = np.random.default_rng(2).integers(0, 256, (40, 56, 3), dtype=np.uint8)

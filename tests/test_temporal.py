@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from streamnst.errors import InputError
-from streamnst.flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
-from streamnst.temporal import Blender, BlendSettings
+from streamnst.core.errors import InputError
+from streamnst.engine.flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
+from streamnst.engine.temporal import Blender, BlendSettings
 
 
 def scene(t: int, h: int = 96, w: int = 128) -> np.ndarray:
@@ -107,7 +107,7 @@ def test_warp_moves_content_the_right_way():
 
 def test_opencv_warp_matches_the_torch_warp():
     """The blender's full-size warp (OpenCV remap) and the shared torch warp agree."""
-    from streamnst.flow import warp_image
+    from streamnst.engine.flow import warp_image
 
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8), (5, 5), 0)

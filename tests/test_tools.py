@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamnst.imageio import read_image
+from streamnst.media.imageio import read_image
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 

@@ -11,11 +11,11 @@ import torch
 from cli_helpers import assert_clean_error, run_cli
 from torchvision.models import vgg16
 
-from streamnst.checkpoints import load_style, read_checkpoint_file
-from streamnst.errors import InputError
-from streamnst.training.losses import motion_views, smooth_random_flow
+from streamnst.core.errors import InputError
+from streamnst.nets.checkpoint_io import load_style, read_checkpoint_file
+from streamnst.nets.losses import motion_views, smooth_random_flow
+from streamnst.nets.vgg import VGGFeatures
 from streamnst.training.trainer import TrainConfig, Trainer
-from streamnst.vgg import VGGFeatures
 
 LAYERS = ("relu1_2", "relu2_2")
 
@@ -111,7 +111,7 @@ def test_resume_reproduces_an_uninterrupted_run(photos):
 
 def test_resume_refuses_changed_architecture(photos):
     Trainer(_config(photos, steps=3), vgg=_vgg()).run()
-    from streamnst.errors import CheckpointError
+    from streamnst.core.errors import CheckpointError
     with pytest.raises(CheckpointError, match="width=4"):
         Trainer(_config(photos, width=8), vgg=_vgg()).run(resume=True)
 
@@ -130,7 +130,7 @@ def test_runs_saved_before_fine_blocks_resume_as_fine_blocks_0(photos):
     state = torch.load(first.state_path, weights_only=True)
     del state["config"]["fine_blocks"]  # as an earlier release wrote it
     torch.save(state, first.state_path)
-    from streamnst.errors import CheckpointError
+    from streamnst.core.errors import CheckpointError
     with pytest.raises(CheckpointError, match="fine_blocks=0"):
         Trainer(_config(photos, fine_blocks=1), vgg=_vgg()).run(resume=True)
     resumed = Trainer(_config(photos), vgg=_vgg())
@@ -221,7 +221,7 @@ def test_unknown_network_settings_are_one_line_errors(photos):
 
 def test_real_vgg19_training_lowers_the_style_loss(photos):
     """Steps with the packaged VGG19 (default layers) cut the style loss on a fixed batch."""
-    from streamnst.vgg import load_vgg
+    from streamnst.nets.vgg import load_vgg
 
     cfg = _config(photos, steps=60, content_layer="relu4_2", style_size=64,
                   style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"),

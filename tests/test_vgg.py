@@ -3,8 +3,8 @@ import torch
 from cli_helpers import assert_clean_error, run_cli
 from torchvision.models import vgg16, vgg19
 
-from streamnst.errors import WeightsError
-from streamnst.vgg import (
+from streamnst.core.errors import WeightsError
+from streamnst.nets.vgg import (
     CAFFE_BGR,
     RELU_INDEX,
     VGGFeatures,

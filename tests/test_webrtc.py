@@ -11,11 +11,11 @@ import pytest
 from conftest import tinted_unet
 from webrtc_client import Viewer
 
-from streamnst.checkpoints import save_style
-from streamnst.pipeline import Pipeline
-from streamnst.sources import ImageSource
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.webrtc import WebRTCServer, WebRTCSink, is_loopback
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.sources import ImageSource
+from streamnst.live.webrtc import WebRTCServer, WebRTCSink, is_loopback
+from streamnst.nets.checkpoint_io import save_style
 
 
 def _styles(home):

@@ -10,11 +10,11 @@ import pytest
 from conftest import tinted_unet
 from webrtc_client import Sender, Viewer
 
-from streamnst.checkpoints import save_style
-from streamnst.pipeline import Pipeline
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.webrtc import WebRTCServer, WebRTCSink
-from streamnst.webrtc_source import WebRTCSource
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.webrtc import WebRTCServer, WebRTCSink
+from streamnst.live.webrtc_source import WebRTCSource
+from streamnst.nets.checkpoint_io import save_style
 
 BLUE, RED = (30, 160, 220), (220, 60, 40)
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from streamnst.workers import WriteBehind, read_ahead
+from streamnst.core.workers import WriteBehind, read_ahead
 
 
 def test_read_ahead_keeps_order_and_holds_the_producer_back():

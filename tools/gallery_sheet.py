@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streamnst.checkpoints import StyleCheckpoint, bundled_dir, load_style
-from streamnst.demo import resolve_media
-from streamnst.imageio import contact_sheet, read_image, write_image
-from streamnst.metrics import read_frames
-from streamnst.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.media.demo import resolve_media
+from streamnst.media.imageio import contact_sheet, read_image, write_image
+from streamnst.nets.checkpoint_io import StyleCheckpoint, bundled_dir, load_style
+from streamnst.offline.metrics import read_frames
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "styles"
 BLANK = np.full((8, 8, 3), 255, np.uint8)

@@ -18,12 +18,12 @@ import threading
 import time
 from pathlib import Path
 
-from streamnst.demo import resolve_media
-from streamnst.pipeline import Pipeline, rss_mb
-from streamnst.sinks import FileSink, NullSink
-from streamnst.sources import VideoFileSource
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.temporal import BlendSettings
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import BlendSettings
+from streamnst.live.pipeline import Pipeline, rss_mb
+from streamnst.live.sinks import FileSink, NullSink
+from streamnst.live.sources import VideoFileSource
+from streamnst.media.demo import resolve_media
 
 
 def sample_rss(pipe: Pipeline, every: float) -> None:

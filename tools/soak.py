@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from webrtc_client import Viewer  # noqa: E402
 
-from streamnst.checkpoints import available_styles  # noqa: E402
-from streamnst.control import LiveControl  # noqa: E402
-from streamnst.devices import limit_malloc_arenas  # noqa: E402
-from streamnst.pipeline import Pipeline, rss_mb  # noqa: E402
-from streamnst.sinks import NullSink  # noqa: E402
-from streamnst.sources import open_source  # noqa: E402
-from streamnst.stylizer import Stylizer, StylizerSettings  # noqa: E402
-from streamnst.webrtc import WebRTCSink  # noqa: E402
+from streamnst.core.devices import limit_malloc_arenas  # noqa: E402
+from streamnst.engine.stylizer import Stylizer, StylizerSettings  # noqa: E402
+from streamnst.live.control import LiveControl  # noqa: E402
+from streamnst.live.pipeline import Pipeline, rss_mb  # noqa: E402
+from streamnst.live.sinks import NullSink  # noqa: E402
+from streamnst.live.sources import open_source  # noqa: E402
+from streamnst.live.webrtc import WebRTCSink  # noqa: E402
+from streamnst.nets.checkpoint_io import available_styles  # noqa: E402
 
 WARM_UP_S = 10.0
 

@@ -21,12 +21,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from streamnst.demo import resolve_media
-from streamnst.imageio import read_image
-from streamnst.metrics import read_frames, style_distances, warping_errors
-from streamnst.render import render_file
-from streamnst.stylizer import Stylizer, StylizerSettings
-from streamnst.temporal import Blender, BlendSettings
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import Blender, BlendSettings
+from streamnst.media.demo import resolve_media
+from streamnst.media.imageio import read_image
+from streamnst.offline.metrics import read_frames, style_distances, warping_errors
+from streamnst.offline.stylize_file import render_file
 
 
 def measure(clip: Path, stylizer: Stylizer, mode: str, strength: float, frames: int,
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     painting = vgg = None
     if args.painting:
-        from streamnst.vgg import load_vgg
+        from streamnst.nets.vgg import load_vgg
         painting, vgg = read_image(args.painting), load_vgg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,13 +3,13 @@ resuming it (which settings must not change, what older runs used)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..errors import CheckpointError, InputError
-from ..models import UNet
-from ..models.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, UPSAMPLING
-from ..vgg import CONTENT_LAYER
+from streamnst.core.errors import CheckpointError, InputError
+from streamnst.nets import UNet
+from streamnst.nets.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, UPSAMPLING
+from streamnst.nets.vgg import CONTENT_LAYER
 
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "ends",
@@ -19,6 +19,13 @@ _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "
 _LEGACY = {"head": "identity", "ends": "full", "init_from": "",
            "content_layer": "relu2_2",
            "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
+
+
+# fields given as a command's own arguments or options (paths, where it runs), not recipe
+PLACE_FIELDS = frozenset({"style_image", "data", "out", "run_dir", "name", "vgg", "device",
+                          "dtype"})
+# fields that change what a run writes, not the network it trains
+OUTPUT_FIELDS = frozenset({"tensorboard", "num_samples"})
 
 
 @dataclass(frozen=True)
@@ -134,3 +141,17 @@ def check_run_dir(config: TrainConfig, resume: bool) -> None:
     if not resume and state.exists():
         raise InputError(f"{config.run_path} holds an earlier run; pass --resume to continue "
                          "it or choose another --run-dir")
+
+
+def retrain_command(name: str, training: dict) -> str:
+    """The `streamnst train` command that reproduces a checkpoint's recorded recipe."""
+    recipe = {f.name for f in fields(TrainConfig)} - PLACE_FIELDS - OUTPUT_FIELDS
+    image = Path(str(training.get("style_image") or "STYLE_IMAGE")).name
+    parts = ["streamnst train", f"styles/{image}",
+             "--data PHOTOS", f"--out {name}.pth", f"--name {name}"]
+    for key in sorted(recipe & training.keys()):
+        value = training[key]
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts)

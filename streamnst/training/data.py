@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
-from ..imageio import IMAGE_SUFFIXES, read_image, resize_short_side
+from streamnst.core.errors import InputError
+from streamnst.media.imageio import IMAGE_SUFFIXES, read_image, resize_short_side
 
 
 def list_images(root: str | Path) -> list[Path]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import DeviceError
+from streamnst.core.errors import DeviceError
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..atomic import atomic_path
-from ..errors import InputError
+from streamnst.core.atomic import atomic_path
+from streamnst.core.errors import InputError
 
 CSV_KEYS = ["total", "content", "style", "tv", "noise", "motion"]
 CSV_HEADER = ["step", *CSV_KEYS, "images_per_s"]

@@ -23,18 +23,14 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..atomic import atomic_path, remove_partials
-from ..checkpoints import read_checkpoint_file, save_style
-from ..devices import autocast, parse_dtype, pick_device
-from ..errors import CheckpointError, InputError
-from ..imageio import contact_sheet, read_image, resize_max_side, write_image
-from ..models import run_padded
-from ..tensors import image_to_tensor, tensor_to_image
-from ..vgg import VGGFeatures, load_vgg
-from . import distributed, runfiles
-from .config import TrainConfig, check_resumable
-from .data import CropSampler, fingerprint, list_images
-from .losses import (
+from streamnst.core.atomic import atomic_path, remove_partials
+from streamnst.core.devices import autocast, parse_dtype, pick_device
+from streamnst.core.errors import CheckpointError, InputError
+from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
+from streamnst.media.tensors import image_to_tensor, tensor_to_image
+from streamnst.nets import run_padded
+from streamnst.nets.checkpoint_io import read_checkpoint_file, save_style
+from streamnst.nets.losses import (
     content_loss,
     gram,
     motion_loss,
@@ -44,6 +40,10 @@ from .losses import (
     style_loss,
     tv_loss,
 )
+from streamnst.nets.vgg import VGGFeatures, load_vgg
+from streamnst.training import distributed, runfiles
+from streamnst.training.config import TrainConfig, check_resumable
+from streamnst.training.data import CropSampler, fingerprint, list_images
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"
@@ -342,7 +342,7 @@ class Trainer:
 
 def _warm_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     """The weights of the style checkpoint to start from; its network must be this run's."""
-    from ..checkpoints import load_style
+    from streamnst.nets.checkpoint_io import load_style
 
     ckpt = load_style(config.init_from)
     mine = config.new_network().config

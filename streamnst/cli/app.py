@@ -1,0 +1,153 @@
+"""The click group, options shared by several commands, and the entry point that turns
+every streamnst error into one line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from streamnst.core.errors import StreamNSTError
+from streamnst.live import LIVE_MAX_SIDE
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="streamnst")
+def cli(verbose: int) -> None:
+    """Real-time, flicker-free neural style transfer for cameras, screens and files."""
+    _setup_logging(verbose)
+
+
+class ScaleParam(click.ParamType):
+    """A number from 0.1 to 1, or "auto" (live only: adapt to keep the frame rate)."""
+
+    name = "SCALE|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number from 0.1 to 1 nor 'auto'", param, ctx)
+
+
+def stylizer_options(f):
+    """Options shared by every command that runs a style network."""
+    f = click.option("--style", "-s", default=None, metavar="NAME|PATH",
+                     help="Installed style name or .pth checkpoint (default: starry_night).")(f)
+    f = click.option("--device", default="auto", show_default=True,
+                     help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")(f)
+    f = click.option("--dtype", default="auto", show_default=True,
+                     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+                     help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")(f)
+    f = click.option("--scale", default=None, type=ScaleParam(),
+                     help="Stylise at this fraction of the working size (0.1-1), resize "
+                          "back. live: auto by default (steps between 1 and 0.5 to keep up "
+                          "with --fps-target); elsewhere 1.")(f)
+    f = click.option("--max-side", default=None, type=click.IntRange(min=0),
+                     help="Longest side the network works at; bigger frames are stylised "
+                          f"smaller and resized back (live: {LIVE_MAX_SIDE} by default; "
+                          "0 or unset elsewhere: no cap).")(f)
+    f = click.option("--threads", default=None, type=int, help="CPU threads for inference.")(f)
+    f = click.option("--backend", default="torch", show_default=True,
+                     type=click.Choice(["torch", "onnx"]),
+                     help="torch, or onnx (ONNX Runtime, fp32; CUDA/TensorRT when installed).")(f)
+    return f
+
+
+def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None):
+    from streamnst.engine.stylizer import Stylizer, StylizerSettings
+    from streamnst.nets.checkpoint_io import DEFAULT_STYLE
+
+    if scale == "auto":
+        raise StreamNSTError("--scale auto adapts to a live frame rate, so only `streamnst "
+                             "live` takes it; give a number from 0.1 to 1")
+    settings = StylizerSettings(device=device, dtype=dtype,
+                                scale=1.0 if scale is None else scale, threads=threads,
+                                backend=backend, max_side=max_side or None)
+    return Stylizer(style or DEFAULT_STYLE, settings)
+
+
+def progress_bar() -> Progress:
+    """The progress display every long command shows: label, bar, count, one text field
+    (`info`), elapsed and remaining time."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def blend_options(f):
+    f = click.option("--blend", default="flow", show_default=True,
+                     type=click.Choice(["off", "ema", "flow"]),
+                     help="Frame-to-frame blending: flow-guided (no ghosts), plain ema, or off.")(f)
+    f = click.option("--strength", default=0.7, show_default=True, type=float,
+                     help="Weight of the previous output in the blend (0-0.95).")(f)
+    return f
+
+
+def _error_line(message: object) -> None:
+    """One unwrapped line on stderr (rich would wrap it at the terminal's width), exit 2."""
+    text = " ".join(str(message).split())
+    style = console.is_terminal and not console.no_color
+    click.echo(click.style("error:", fg="red", bold=True) + " " + text if style
+               else f"error: {text}", err=True)
+    sys.exit(2)
+
+
+def _sigterm_as_ctrl_c() -> None:
+    """SIGTERM (`kill`, a service manager, a container stop) stops like Ctrl+C: threads
+    joined, recordings finished, training state saved."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def main() -> None:
+    """Entry point: any streamnst error becomes one clear line and exit status 2."""
+    _sigterm_as_ctrl_c()
+    try:
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except StreamNSTError as exc:
+        _error_line(exc)
+    except click.exceptions.Abort:  # click's name for Ctrl+C (or SIGTERM) in a command
+        console.print("interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+    except OSError as exc:
+        _error_line(exc.strerror and f"{exc.filename or ''}: {exc.strerror}".lstrip(": ")
+                    or exc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""`streamnst live`: capture, stylise, blend and send to every output, with a status panel
+and single-key controls."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from streamnst.cli.app import blend_options, cli, console, make_stylizer, out, stylizer_options
+from streamnst.live import LIVE_MAX_SIDE
+
+
+@cli.command()
+@click.option("--source", "source_spec", default=None, metavar="SPEC",
+              help="webcam[:N], screen[:N][@X,Y,W,H], demo, pattern[:WxH@FPS], a video or an "
+                   "image file, or webrtc (a browser's camera: open the page, click 'use my "
+                   "camera'; it gets the painted stream back) (default: webcam if one "
+                   "answers, else demo).")
+@click.option("--output", "-o", "outputs", multiple=True, metavar="SPEC",
+              help="vcam[:DEVICE][@BACKEND], window, webrtc, null or a .mp4 path; repeatable "
+                   "(default: vcam).")
+@stylizer_options
+@blend_options
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Stop after this many output frames.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=None,
+              help="Stop after this many seconds.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing .mp4 recording.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary on stdout at the end (fps, latency, drops...).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="WebRTC server address (other than loopback requires the printed token).")
+@click.option("--port", default=8080, show_default=True, type=int, help="WebRTC server port.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (a reverse proxy's); by default "
+                   "only IP addresses and localhost with our port (against DNS rebinding).")
+@click.option("--max-viewers", default=4, show_default=True, type=click.IntRange(min=1),
+              help="WebRTC viewer limit.")
+@click.option("--fps-target", type=click.FloatRange(min=1, max=240), default=None,
+              help="Frame rate --scale auto keeps up with (default: the source's, at most 30).")
+def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, backend, blend,
+         strength, max_frames, duration, overwrite, as_json, host, port, allow_hosts,
+         max_viewers, fps_target):
+    """Run the live filter: capture, stylise, blend, and send to every output.
+
+    Example: streamnst live --source webcam --output vcam --style great_wave
+    """
+    import json
+    import threading
+
+    from rich.live import Live
+
+    from streamnst.cli.live_keys import handle_key, key_reader, status_table, window_overlay
+    from streamnst.core.devices import limit_malloc_arenas
+    from streamnst.engine.temporal import BlendSettings
+    from streamnst.live.pipeline import Pipeline
+    from streamnst.live.sinks import WindowSink, open_sink
+    from streamnst.live.sources import default_source_spec, open_source
+    from streamnst.live.webrtc import WebRTCSink
+
+    limit_malloc_arenas()  # a long-running process: keep RSS from creeping
+    blend_settings = BlendSettings(mode=blend, strength=strength)
+    if not source_spec:
+        from streamnst.media.demo import DEMO_NAME
+
+        source_spec = default_source_spec()
+        if source_spec == DEMO_NAME:
+            console.print("no webcam found; playing the bundled demo clip (choose with "
+                          "--source webcam:N, screen or a video file)", highlight=False,
+                          soft_wrap=True)
+    specs = list(outputs) or ["vcam"]
+    server = None
+    if source_spec == "webrtc":  # a browser's camera; it gets the painted stream back
+        from streamnst.live.webrtc import WebRTCServer
+        from streamnst.live.webrtc_source import WebRTCSource
+
+        server = WebRTCServer(host, port, max_viewers, allow_hosts=allow_hosts)
+        source = WebRTCSource(server)
+        specs = [spec for spec in specs if spec != "webrtc"] + ["webrtc"]
+    else:
+        source = open_source(source_spec)
+    sinks = []
+    for spec in specs:
+        if spec == "webrtc":
+            sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers,
+                                    allow_hosts=allow_hosts, server=server))
+        else:
+            sinks.append(open_sink(spec, overwrite=overwrite))
+    max_side = LIVE_MAX_SIDE if max_side is None else max_side
+    auto = scale in (None, "auto")
+    stylizer = make_stylizer(style, device, dtype, None if auto else scale, threads, backend,
+                             max_side)
+
+    def factory(name):
+        return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend,
+                             max_side)
+
+    pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory,
+                        auto_scale=auto, target_fps=fps_target)
+    for sink in sinks:
+        if isinstance(sink, WebRTCSink):
+            sink.attach(pipeline)
+        if isinstance(sink, WindowSink):
+            sink.overlay = lambda: window_overlay(pipeline)
+    stop = threading.Event()
+    pipeline.start()
+    for problem in pipeline.sink_problems:
+        console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
+                      soft_wrap=True)
+    for sink in sinks:  # the token goes to the user's terminal, never into a log
+        if isinstance(sink, WebRTCSink) and sink.server.token:
+            console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
+    try:
+        with key_reader() as read_key, Live(status_table(pipeline), console=console,
+                                            refresh_per_second=4,
+                                            transient=not console.is_terminal) as view:
+            while not pipeline.wait(0.05) and not stop.is_set():
+                key = read_key()
+                if key:
+                    handle_key(key, pipeline, stop)
+                view.update(status_table(pipeline))
+    except KeyboardInterrupt:
+        pass
+    # shutting down: a second Ctrl+C or SIGTERM must not cut the recordings' finish short
+    # (every join in stop() has a timeout, so this cannot hang)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    summary = pipeline.stop()
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        console.print(f"{summary['frames_out']} frames at {summary['fps']:.1f} fps, latency p50 "
+                      f"{summary['latency_p50_ms']:.0f} ms / p95 {summary['latency_p95_ms']:.0f}"
+                      f" ms, dropped {summary['dropped']}")

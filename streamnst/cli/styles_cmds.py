@@ -1,0 +1,159 @@
+"""Style commands: list and inspect installed styles, train a new one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from streamnst.cli.app import cli, console, out, progress_bar
+from streamnst.core.errors import StreamNSTError
+
+
+def _show_style(ckpt) -> None:
+    """One style's file, painting, training data and recipe, and how to retrain it."""
+    t = ckpt.training
+    for label, value in (("style", ckpt.name), ("file", ckpt.path),
+                         ("painting", ckpt.style.get("image", "?"))):
+        out.print(f"{label:<10} {value}", highlight=False, soft_wrap=True)
+    if not t:
+        out.print("no training settings recorded in this file", highlight=False)
+        return
+    if "data_images" in t:
+        data = (f"{t['data_images']} photos in a folder named '{t['data']}' "
+                f"(sha256 {t['data_sha256']})")
+    else:  # files from before the fingerprint: the folder name only
+        data = f"photos in a folder named '{t.get('data', '?')}' (count and hash not recorded)"
+    out.print(f"{'trained on':<10} {data}", highlight=False, soft_wrap=True)
+    out.print("recipe:", highlight=False)
+    skip = {"data", "data_images", "data_sha256", "style_image", "name"}
+    for key, value in sorted(t.items()):
+        if key not in skip:
+            out.print(f"  {key:<20} {value}", highlight=False)
+    out.print("retrain with (PHOTOS: your folder of training photos):", highlight=False)
+    from streamnst.training.config import retrain_command
+
+    out.print("  " + retrain_command(ckpt.name, t), highlight=False, soft_wrap=True)
+    out.print("The same photos (same count and hash), seed, torch version and machine give "
+              "the same network again; other photos or hardware give a close one, not an "
+              "identical one.", highlight=False)
+
+
+@cli.command()
+@click.argument("name", required=False)
+def styles(name):
+    """List installed styles, or show one style's training recipe (NAME).
+
+    The bundled checkpoints/ and your own style directory are searched.
+    """
+    from streamnst.nets.checkpoint_io import available_styles, bundled_dir, load_style, user_dir
+
+    if name:
+        _show_style(load_style(name))
+        return
+
+    table = Table(title="streamnst styles")
+    for col in ("name", "architecture", "params", "size", "where"):
+        table.add_column(col)
+    found = available_styles()
+    for name, path in found.items():
+        try:
+            ckpt = load_style(path)
+            arch = f"{ckpt.arch}({', '.join(f'{k}={v}' for k, v in ckpt.arch_args.items())})"
+            params = f"{ckpt.num_params / 1e6:.2f} M"
+        except StreamNSTError as exc:
+            arch, params = f"[red]unreadable: {exc}[/]", "-"
+        where = "bundled" if path.parent == bundled_dir() else str(path.parent)
+        table.add_row(name, arch, params, f"{path.stat().st_size / 1e6:.1f} MB", where)
+    out.print(table)
+    if not found:
+        console.print(f"no styles installed; train one with 'streamnst train' into {user_dir()}")
+
+
+
+def _train_options(f):
+    """One flag per TrainConfig field, defaults taken from TrainConfig itself."""
+    from dataclasses import MISSING, fields
+
+    from streamnst.training.config import PLACE_FIELDS, TrainConfig
+
+    # the tuple-valued layer settings have options of their own (comma-separated)
+    skip = PLACE_FIELDS | {"style_layers", "style_layer_weights"}
+    for fld in reversed(fields(TrainConfig)):
+        if fld.name in skip or fld.default is MISSING:
+            continue
+        flag = "--" + fld.name.replace("_", "-")
+        f = click.option(flag, type=type(fld.default), default=fld.default,
+                         show_default=True)(f)
+    return f
+
+
+@cli.command()
+@click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of training photos (searched recursively).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Style checkpoint to write (rewritten at every checkpoint).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Training state, losses.csv and sample grids (default: OUT's stem + .run).")
+@click.option("--name", default="", help="Style name (default: the image's file name).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly.")
+@click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1", show_default=True)
+@click.option("--style-layer-weights", default="0.5,1,1,1", show_default=True)
+@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A torchvision VGG16/VGG19 state dict (default: the bundled ImageNet VGG19).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@_train_options
+def train(style_image, data, out, run_dir, name, resume, style_layers, style_layer_weights,
+          vgg, device, dtype, **settings):
+    """Train a style network on a painting: noise- and motion-stabilised, resumable.
+
+    Example: streamnst train styles/hokusai_great_wave_c1831.jpg --data photos/ --out wave.pth
+    """
+    from streamnst.core.errors import InputError
+    from streamnst.training.config import check_run_dir
+    from streamnst.training.trainer import TrainConfig, Trainer
+
+    try:
+        weights = tuple(float(w) for w in style_layer_weights.split(","))
+    except ValueError:
+        raise InputError("--style-layer-weights must be comma-separated numbers") from None
+    config = TrainConfig(style_image=str(style_image), data=str(data), out=str(out),
+                         run_dir=str(run_dir or ""), name=name,
+                         style_layers=tuple(style_layers.split(",")),
+                         style_layer_weights=weights, vgg=str(vgg) if vgg else None,
+                         device=device, dtype=dtype, **settings)
+    if Path(out).exists() and not resume and not (config.run_path / "state.pth").exists():
+        console.print(f"note: {out} exists and will be replaced by this run's checkpoints")
+    check_run_dir(config, resume)
+    with console.status("loading photos and the loss network"):
+        trainer = Trainer(config)
+    _run_training(trainer, resume)
+
+
+def _run_training(trainer, resume: bool) -> None:
+    config = trainer.config
+    if not trainer.dist.is_main:  # torchrun: rank 0 reports for everyone
+        if trainer.run(resume=resume).interrupted:
+            sys.exit(130)
+        return
+    with progress_bar() as progress:
+        task = progress.add_task("training", total=config.steps, completed=0, info="")
+
+        def on_step(stats):
+            parts = " ".join(f"{k}={v:.3f}" for k, v in stats.losses.items() if v)
+            progress.update(task, completed=stats.step,
+                            info=f"{parts} {stats.images_per_s:.1f} img/s")
+
+        result = trainer.run(resume=resume, on_step=on_step)
+    grid = result.samples[-1] if result.samples else None
+    if result.interrupted:
+        console.print(f"[yellow]interrupted[/] at step {result.step}: state saved in "
+                      f"{config.run_path}; add --resume to continue")
+        sys.exit(130)
+    console.print(f"wrote {result.checkpoint} after {result.step} steps"
+                  + (f"; samples: {grid}" if grid else ""))

@@ -1,0 +1,148 @@
+"""Optical flow, warping and occlusion masks: the one implementation every tool shares.
+
+Conventions (used everywhere in streamnst):
+- a flow field is HxWx2 float32 (numpy) or Nx2xHxW (torch), (dx, dy) in pixels;
+- `flow_ab` maps frame A to frame B: pixel p of A is seen at p + flow_ab(p) in B;
+- `warp(B, flow_ab)` resamples B onto A's pixel grid: out(p) = B(p + flow_ab(p)).
+  So to bring the previous output into the current frame, warp it with the flow
+  from the current frame to the previous one.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamnst.core.frame import check_image
+
+
+@functools.lru_cache(maxsize=16)
+def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """1x2xHxW pixel coordinates (x, y); cached, as the live path asks for the same sizes."""
+    with torch.inference_mode(False), torch.no_grad():
+        ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                                torch.arange(w, device=device, dtype=dtype), indexing="ij")
+        return torch.stack([xs, ys], dim=0).unsqueeze(0)
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
+         mode: str = "bilinear") -> torch.Tensor:
+    """Backward-warp NxCxHxW `image` by Nx2xHxW `flow`: out(p) = image(p + flow(p)).
+    `mode`: bilinear, or bicubic (sharper when a picture is warped again and again)."""
+    n, _, h, w = image.shape
+    pos = _base_grid(h, w, flow.device, flow.dtype) + flow
+    # normalise to [-1, 1] with align_corners=True: pixel centres at the ends
+    norm = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=pos.dtype,
+                        device=pos.device).view(1, 2, 1, 1)
+    grid = (pos * norm - 1.0).permute(0, 2, 3, 1).to(image.dtype)
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode,
+                         align_corners=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _base_map(h: int, w: int) -> np.ndarray:
+    """HxWx2 float32 pixel coordinates (x, y), remap's two-channel map layout."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.dstack([xs, ys])
+
+
+def warp_image(image: np.ndarray, flow: np.ndarray, cubic: bool = True) -> np.ndarray:
+    """`warp` for HxWxC numpy images and an HxWx2 flow, through OpenCV's remap (several
+    times faster than grid_sample on a CPU): out(p) = image(p + flow(p)), border pixels
+    repeated. Cubic keeps a picture sharp when it is warped again every frame; uint8
+    results saturate, so cubic overshoot cannot build up."""
+    h, w = flow.shape[:2]
+    return cv2.remap(image, _base_map(h, w) + flow, None,
+                     cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def inside_mask(flow: torch.Tensor) -> torch.Tensor:
+    """Nx1xHxW: 1 where p + flow(p) lands inside the image (a pixel that can be warped)."""
+    _, _, h, w = flow.shape
+    pos = _base_grid(h, w, flow.device, flow.dtype) + flow
+    ok = (pos[:, 0] >= 0) & (pos[:, 0] <= w - 1) & (pos[:, 1] >= 0) & (pos[:, 1] <= h - 1)
+    return ok.unsqueeze(1).to(flow.dtype)
+
+
+def consistency_mask(flow_ab: torch.Tensor, flow_ba: torch.Tensor,
+                     motion_boundaries: bool = True) -> torch.Tensor:
+    """Nx1xHxW: 1 where A's pixel is reliably matched in B, 0 where occluded.
+
+    Forward-backward check (Sundaram et al. 2010, as used by Ruder et al. and
+    Lai et al.): following flow_ab then flow_ba must return near the start.
+    Motion boundaries (large flow gradients) are excluded too when asked.
+    """
+    back = warp(flow_ba, flow_ab)
+    diff = (flow_ab + back).pow(2).sum(1, keepdim=True)
+    mag = flow_ab.pow(2).sum(1, keepdim=True) + back.pow(2).sum(1, keepdim=True)
+    ok = diff <= 0.01 * mag + 0.5
+    if motion_boundaries:
+        gx = F.pad(flow_ab[..., :, 1:] - flow_ab[..., :, :-1], (0, 1, 0, 0))
+        gy = F.pad(flow_ab[..., 1:, :] - flow_ab[..., :-1, :], (0, 0, 0, 1))
+        grad = gx.pow(2).sum(1, keepdim=True) + gy.pow(2).sum(1, keepdim=True)
+        ok &= grad <= 0.01 * flow_ab.pow(2).sum(1, keepdim=True) + 0.002
+    return (ok & (inside_mask(flow_ab) > 0)).to(flow_ab.dtype)
+
+
+def flow_to_tensor(flow: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """HxWx2 numpy -> 1x2xHxW float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)).permute(2, 0, 1)[None].to(
+        device)
+
+
+class FlowEstimator:
+    """Dense optical flow between RGB uint8 frames with OpenCV's DIS, at reduced size.
+
+    `max_side` bounds the longer side the flow is computed at (cheaper, smoother);
+    the result is resized and rescaled to the input size.
+    """
+
+    PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+    def __init__(self, max_side: int | None = 320, preset: str = "medium") -> None:
+        if preset not in self.PRESETS:
+            raise ValueError(f"preset must be one of {sorted(self.PRESETS)}")
+        self.max_side = max_side
+        self._dis = cv2.DISOpticalFlow_create(self.PRESETS[preset])
+
+    def _gray(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        gray = cv2.cvtColor(check_image(image), cv2.COLOR_RGB2GRAY)
+        if (gray.shape[1], gray.shape[0]) != size:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        return gray
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow from frame `a` to frame `b` (see module conventions), HxWx2 float32."""
+        h, w = a.shape[:2]
+        if b.shape[:2] != (h, w):
+            raise ValueError(f"frames differ in size: {a.shape[:2]} vs {b.shape[:2]}")
+        s = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
+        size = (max(8, round(w * s)), max(8, round(h * s)))
+        flow = self._dis.calc(self._gray(a, size), self._gray(b, size), None)
+        if size != (w, h):
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow[..., 0] *= w / size[0]
+            flow[..., 1] *= h / size[1]
+        return flow.astype(np.float32, copy=False)
+
+
+def read_flo(path) -> np.ndarray:
+    """Read a Middlebury .flo file (as MPI-Sintel ships ground truth) as HxWx2 float32."""
+    from streamnst.core.errors import InputError
+
+    with open(path, "rb") as f:
+        magic = np.fromfile(f, np.float32, 1)
+        if magic.size != 1 or magic[0] != 202021.25:
+            raise InputError(f"{path}: not a .flo file")
+        w, h = (int(v) for v in np.fromfile(f, np.int32, 2))
+        data = np.fromfile(f, np.float32, 2 * w * h)
+    if data.size != 2 * w * h:
+        raise InputError(f"{path}: truncated .flo file")
+    return data.reshape(h, w, 2)

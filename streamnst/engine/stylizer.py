@@ -1,0 +1,168 @@
+"""The one class every tool uses to turn RGB uint8 frames into stylised ones.
+
+It is the only place where frames become tensors and back (the frame contract).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from streamnst.core.devices import autocast, parse_dtype, pick_device
+from streamnst.core.errors import InputError
+from streamnst.core.frame import Frame, check_image
+from streamnst.core.stages import StageTimes
+from streamnst.media.imageio import resize_to
+from streamnst.media.tensors import image_to_tensor, tensor_to_image
+from streamnst.nets import UNet, run_padded
+from streamnst.nets.checkpoint_io import StyleCheckpoint, load_style
+
+__all__ = ["Stylizer", "StylizerSettings", "image_to_tensor", "tensor_to_image"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StylizerSettings:
+    """What the model depends on; changing any of these rebuilds the network."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    channels_last: str = "auto"  # auto | on | off
+    scale: float = 1.0  # stylise at this fraction of the working size, resize back
+    # cap on the longer side of the working size (a frame's own size by default):
+    # cost grows with pixels, and the brush strokes keep the size they were trained at
+    max_side: int | None = None
+    threads: int | None = None
+    backend: str = "torch"  # torch | onnx (ONNX Runtime, fp32)
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.scale <= 1.0:
+            raise InputError(f"scale must be between 0.1 and 1.0, got {self.scale}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise InputError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
+        if self.max_side is not None and self.max_side < 16:
+            raise InputError(f"max side must be at least 16 pixels, got {self.max_side}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
+        if self.backend not in ("torch", "onnx"):
+            raise InputError(f"backend must be torch or onnx, got {self.backend!r}")
+
+
+class Stylizer:
+    """Stylise frames with one style network on the best available device."""
+
+    def __init__(self, style: str | os.PathLike | StyleCheckpoint,
+                 settings: StylizerSettings | None = None) -> None:
+        self.settings = settings or StylizerSettings()
+        self.checkpoint = style if isinstance(style, StyleCheckpoint) else load_style(style)
+        s = self.settings
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        self.device = pick_device(s.device)
+        self.dtype = parse_dtype(s.dtype, self.device)
+        self.native = False  # weights in self.dtype (else fp32 weights under autocast)
+        self.stages = StageTimes()  # the pipeline hands in its own
+        if s.backend == "onnx":
+            from streamnst.nets.onnx_io import OnnxModel, export_bytes
+
+            self.dtype = torch.float32  # the exported graph is fp32
+            self.model = OnnxModel(export_bytes(self.checkpoint), self.device, s.threads)
+            want_cl = False
+        else:
+            model = copy.deepcopy(self.checkpoint.model).eval()
+            if hasattr(model, "fuse"):
+                model.fuse()
+            # channels_last speeds U-Nets 1.5-2x on CPU but slows reflection-padded nets
+            want_cl = {"on": True, "off": False}.get(s.channels_last, isinstance(model, UNet))
+            # a U-Net (no norms left after fusing) runs in bf16/fp16 weights outright:
+            # autocast's casts before and after every op were a sixth of its time
+            if isinstance(model, UNet) and self.dtype != torch.float32:
+                model = model.to(self.dtype)
+                self.native = True
+        self.channels_last = want_cl
+        self.memory_format = torch.channels_last if want_cl else torch.contiguous_format
+        if s.backend == "torch":
+            self.model = model.to(self.device, memory_format=self.memory_format)
+        log.info("stylizer: style=%s arch=%s backend=%s device=%s dtype=%s channels_last=%s "
+                 "scale=%s", self.name, self.checkpoint.arch, s.backend, self.device,
+                 self.dtype_name, want_cl, s.scale)
+
+    def set_scale(self, scale: float) -> None:
+        """Change the internal scale; the network does not depend on it, so no rebuild."""
+        self.settings = dataclasses.replace(self.settings, scale=scale)
+
+    @property
+    def name(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def dtype_name(self) -> str:
+        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+
+    def describe(self) -> dict:
+        return {"style": self.name, "arch": self.checkpoint.arch, "backend": self.settings.backend,
+                "device": str(self.device),
+                "dtype": self.dtype_name, "channels_last": self.channels_last,
+                "scale": self.settings.scale, "max_side": self.settings.max_side}
+
+    def scale_for(self, h: int, w: int) -> float:
+        """The scale a frame of this size is stylised at: `scale` of the working size, which
+        is the frame's size capped by `max_side` (so a smaller scale always saves work)."""
+        cap = self.settings.max_side
+        return self.settings.scale * min(1.0, 1.0 if cap is None else cap / max(h, w))
+
+    @torch.inference_mode()
+    def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Nx3xHxW float in [0, 1] on self.device -> same shape, float32, at the size given
+        (scaling is `stylize`'s job)."""
+        if self.native:
+            x = x.to(self.dtype)
+        x = x.contiguous(memory_format=self.memory_format)
+        with autocast(self.device, self.dtype, enabled=not self.native):
+            y = run_padded(self.model, x)
+        return y.float()
+
+    def stylize(self, image: np.ndarray,
+                blend: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+                ) -> np.ndarray:
+        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size.
+
+        The network works at `scale_for` the frame's size; `blend(work_input,
+        work_output)` (a temporal Blender) runs at that working size too, before the
+        resize back, so a scaled or capped frame pays for flow and blending at that size.
+        """
+        check_image(image)
+        h, w = image.shape[:2]
+        s = self.scale_for(h, w)
+        work = image
+        timed = self.stages.time
+        if s < 1.0:
+            with timed("resize"):
+                work = resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
+        with torch.inference_mode():
+            with timed("to_tensor"):
+                x = image_to_tensor(work, self.device,
+                                    self.dtype if self.native else torch.float32)
+            with timed("network"):
+                y = self.stylize_tensor(x)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()  # else the GPU's time shows up in from_tensor
+            with timed("from_tensor"):
+                out = tensor_to_image(y)
+        if blend is not None:
+            out = blend(work, out)
+        if work is not image:
+            with timed("resize"):
+                out = resize_to(out, (w, h))
+        return out
+
+    def stylize_frame(self, frame: Frame) -> Frame:
+        return frame.with_image(self.stylize(frame.image))

@@ -1,0 +1,98 @@
+"""One control surface for a running pipeline: keys, the WebRTC data channel and
+`POST /api/control` all call it, so they agree.
+
+Every change starts from the pending state (a style being loaded, a blend about to take
+effect at the next frame), so two changes within one frame both count.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamnst.core.errors import StreamNSTError
+from streamnst.engine.temporal import MODES, BlendSettings
+from streamnst.nets.checkpoint_io import available_styles
+
+if TYPE_CHECKING:
+    from streamnst.live.pipeline import Pipeline
+
+STRENGTH_STEP = 0.05
+
+
+class LiveControl:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    # ----- single changes (keys) -------------------------------------------------------
+    def current_style(self) -> str:
+        """The style in effect, or the one about to be."""
+        return self.pipeline.style_name
+
+    def step_style(self, step: int) -> str | None:
+        """Switch to the next (+1) or previous (-1) installed style; returns its name."""
+        names = list(available_styles())
+        if not names:
+            return None
+        current = self.current_style()
+        i = names.index(current) if current in names else (-1 if step > 0 else 0)
+        name = names[(i + step) % len(names)]
+        if name != current:
+            self.pipeline.switch_style(name)
+        return name
+
+    def set_blend(self, mode: str | None = None, strength: float | None = None) -> None:
+        cur = self.pipeline.blend_settings
+        self.pipeline.set_blend(BlendSettings(
+            mode=cur.mode if mode is None else str(mode),
+            strength=cur.strength if strength is None else float(strength),
+            flow_max_side=cur.flow_max_side))
+
+    def cycle_blend(self) -> None:
+        mode = self.pipeline.blend_settings.mode
+        self.set_blend(mode=MODES[(MODES.index(mode) + 1) % len(MODES)])
+
+    def nudge_strength(self, steps: int) -> None:
+        cur = self.pipeline.blend_settings.strength
+        self.set_blend(strength=min(0.95, max(0.0, round(cur + steps * STRENGTH_STEP, 2))))
+
+    def toggle_auto_scale(self) -> None:
+        """Off: keep the scale adaptation has reached; on: adapt from there."""
+        p = self.pipeline
+        p.set_scale(p.stylizer.settings.scale if p.autoscaler else "auto")
+
+    # ----- several at once (JSON) --------------------------------------------------------
+    def apply(self, data: dict) -> dict:
+        """Apply {style, blend, strength, scale (a number or "auto")} (any subset);
+        returns the new state, or {"error": ...} and changes nothing more."""
+        p = self.pipeline
+        try:
+            if "blend" in data or "strength" in data:
+                self.set_blend(data.get("blend"), data.get("strength"))
+            if data.get("scale") == "auto":
+                p.set_scale("auto")
+            elif "scale" in data:
+                scale = float(data["scale"])
+                if not 0.1 <= scale <= 1.0:
+                    return {"error": "scale must be between 0.1 and 1, or \"auto\""}
+                p.set_scale(scale)
+            if "style" in data:
+                name = str(data["style"])
+                if name not in available_styles():
+                    return {"error": f"unknown style {name!r}"}
+                if name != self.current_style():
+                    p.switch_style(name)
+        except (StreamNSTError, TypeError, ValueError, OverflowError) as exc:
+            return {"error": str(exc)}
+        return self.state()
+
+    def state(self) -> dict:
+        """What a viewer shows: styles, the pending-aware style and blend, scale, fps."""
+        p = self.pipeline
+        s = p.summary()
+        blend = p.blend_settings
+        return {"styles": list(available_styles()), "blend_modes": list(MODES),
+                "style": self.current_style(), "blend": blend.mode,
+                "strength": blend.strength, "scale": s["scale"],
+                "auto_scale": s["auto_scale"], "fps": round(s["fps"], 1),
+                "latency_ms": round(s["latency_p50_ms"], 1),
+                "switching": p.switching, "switch_error": p.switch_error}

@@ -1,0 +1,361 @@
+"""The live pipeline: source thread -> inference thread (stylise + blend) -> sink threads.
+
+Latency first: the inference thread always takes the newest captured frame (older
+ones are dropped and counted by the source's slot) and hands its output to every
+sink's own slot. Worker exceptions are kept and raised by `stop()`. A failure on
+one frame reuses the last good output (counted, logged at a limited rate); many in
+a row stop the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streamnst.core.errors import OutputError, StreamNSTError
+from streamnst.core.frame import Frame
+from streamnst.core.stages import StageTimes
+from streamnst.engine.autoscale import AutoScale
+from streamnst.engine.stylizer import Stylizer
+from streamnst.engine.temporal import Blender, BlendSettings
+from streamnst.live.sinks import Sink
+from streamnst.live.sources import Source
+
+log = logging.getLogger(__name__)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class SinkProblem:
+    spec: str
+    message: str
+
+
+@dataclass
+class Stats:
+    frames_out: int = 0
+    frame_failures: int = 0
+    started: float = field(default_factory=time.monotonic)
+    first_out: float | None = None
+    last_out: float | None = None
+    process_latencies: list[float] = field(default_factory=list)
+    infer_ms: list[float] = field(default_factory=list)
+
+
+class Pipeline:
+    """Run a live stylised stream until stopped, a frame or time limit, or the source ends."""
+
+    MAX_CONSECUTIVE_FAILURES = 30
+
+    def __init__(self, source: Source, stylizer: Stylizer, sinks: list[Sink],
+                 blend: BlendSettings | None = None, max_frames: int | None = None,
+                 duration: float | None = None,
+                 stylizer_factory: Callable[[str], Stylizer] | None = None,
+                 auto_scale: bool = False, target_fps: float | None = None) -> None:
+        """`auto_scale` adapts the working scale so frames keep up with `target_fps`
+        (default: the source's rate, at most 30; see autoscale.py)."""
+        self.source = source
+        self.stylizer = stylizer
+        self.sinks = list(sinks)
+        self.blender = Blender(blend)
+        self.max_frames = max_frames
+        self.duration = duration
+        self.stylizer_factory = stylizer_factory
+        self.auto_scale = auto_scale
+        self.target_fps = target_fps
+        self.autoscaler: AutoScale | None = None
+        self.sink_problems: list[SinkProblem] = []
+        self.stats = Stats()
+        self.stages = StageTimes()
+        self._share_stages(stylizer)
+        self.stop_event = threading.Event()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.switch_error: str | None = None
+        self.switching: str | None = None
+        self._pending_stylizer: Stylizer | None = None
+        self._switch_request = 0  # the newest switch_style call; older loads are dropped
+        self._pending_blend: BlendSettings | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._last_log = 0.0
+        self.rss_start = rss_mb()
+
+    # ----- control (thread-safe, for keys, the CLI and the WebRTC control channel) ----
+    def switch_style(self, style: str) -> threading.Thread:
+        """Load `style` in the background and swap it in at the next frame; never stalls."""
+        if self.stylizer_factory is None:
+            raise StreamNSTError("this pipeline was built without a way to load styles")
+
+        def load(request: int) -> None:
+            try:
+                new = self.stylizer_factory(style)
+            except StreamNSTError as exc:
+                new, error = None, str(exc)
+            with self._lock:
+                if request != self._switch_request:
+                    return  # a newer switch was asked for meanwhile: it wins
+                if new is None:
+                    self.switch_error = error
+                    log.warning("style switch failed: %s", error)
+                else:
+                    self._pending_stylizer, self.switch_error = new, None
+                self.switching = None
+
+        with self._lock:
+            self._switch_request += 1
+            request = self._switch_request
+        self.switching = style
+        thread = threading.Thread(target=load, args=(request,), name="style-loader",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def style_name(self) -> str:
+        """The style in effect or about to be: being loaded, loaded and waiting for the
+        next frame, or running."""
+        with self._lock:
+            pending = self._pending_stylizer
+        return self.switching or (pending.name if pending else self.stylizer.name)
+
+    def set_blend(self, settings: BlendSettings) -> None:
+        with self._lock:
+            self._pending_blend = settings
+
+    @property
+    def blend_settings(self) -> BlendSettings:
+        """The blend in effect, or the one about to be at the next frame."""
+        with self._lock:
+            return self._pending_blend or self.blender.settings
+
+    def set_scale(self, scale: float | str) -> None:
+        """A fixed scale (a user's explicit choice: adaptation stops) or "auto"."""
+        if scale == "auto":
+            self.auto_scale = True
+            self._start_autoscale()
+            return
+        with self._lock:
+            self.auto_scale, self.autoscaler = False, None
+            self.stylizer.set_scale(float(scale))
+
+    def _start_autoscale(self) -> None:
+        """Adapt from the ladder step nearest the current scale."""
+        scaler = AutoScale(self.target_fps or min(self.source.fps or 30.0, 30.0))
+        now = self.stylizer.settings.scale
+        scaler.index = min(range(len(scaler.ladder)), key=lambda i: abs(scaler.ladder[i] - now))
+        with self._lock:
+            self.autoscaler = scaler
+            self.stylizer.set_scale(scaler.scale)
+
+    # ----- lifecycle --------------------------------------------------------------------
+    def start(self) -> Pipeline:
+        self.source.start()
+        width, height = self.source.wait_for_size()
+        opened = []
+        for sink in self.sinks:
+            try:
+                sink.open(width, height, self.source.fps)
+            except OutputError as exc:  # e.g. no virtual camera driver: tell, keep running
+                self.sink_problems.append(SinkProblem(sink.name, str(exc)))
+                log.info("%s", exc)  # reported once, by whoever reads sink_problems
+                continue
+            opened.append(sink.start())
+        self.sinks = opened
+        if not opened and self.sink_problems:
+            self.source.stop()
+            reasons = "; ".join(p.message for p in self.sink_problems)
+            raise OutputError(f"no output could be opened ({reasons}); add another --output, "
+                              "such as a .mp4 file or webrtc")
+        self.stats = Stats()
+        if self.auto_scale:
+            self._start_autoscale()
+        self._thread = threading.Thread(target=self._main, name="inference", daemon=True)
+        self._thread.start()
+        return self
+
+    def _share_stages(self, stylizer: Stylizer) -> None:
+        """One StageTimes for every part of this pipeline: the whole budget in one place."""
+        for part in (self.source, stylizer, self.blender, *self.sinks):
+            part.stages = self.stages
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.error = exc
+            log.error("pipeline stopped: %s", exc)
+        finally:
+            self.done.set()
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            new, self._pending_stylizer = self._pending_stylizer, None
+            blend, self._pending_blend = self._pending_blend, None
+        if new is not None:
+            new.set_scale(self.stylizer.settings.scale)
+            new.stages = self.stages
+            self.stylizer = new
+            self.blender.reset()
+            log.info("style is now %s", new.name)
+        if blend is not None:
+            self.blender.update(blend)
+
+    def _loop(self) -> None:
+        last_out = None
+        failures = 0
+        while not self.stop_event.is_set():
+            if self._limits_reached():
+                return
+            frame = self.source.slot.get(timeout=0.1)
+            if frame is None:
+                if self.source.ended.is_set():
+                    self.source.check()
+                    return
+                continue
+            self._apply_pending()
+            t0 = time.monotonic()
+            try:
+                image = self.stylizer.stylize(frame.image, self.blender)
+                failures = 0
+            except (StreamNSTError, RuntimeError, ValueError) as exc:
+                failures += 1
+                self.stats.frame_failures += 1
+                self._log_limited(f"frame {frame.index} failed ({exc}); reusing last output")
+                if failures >= self.MAX_CONSECUTIVE_FAILURES:
+                    raise
+                if last_out is None:
+                    continue
+                image = last_out
+            last_out = image
+            self._emit(frame.with_image(image), t0)
+            self._adapt_scale()
+
+    def _emit(self, out: Frame, t0: float) -> None:
+        now = time.monotonic()
+        s = self.stats
+        s.infer_ms.append((now - t0) * 1000.0)
+        s.process_latencies.append(now - out.timestamp)
+        if len(s.infer_ms) > 20000:
+            del s.infer_ms[:10000], s.process_latencies[:10000]
+        for sink in self.sinks:
+            sink.offer(out)
+        s.frames_out += 1
+        s.first_out = s.first_out or now
+        s.last_out = now
+
+    def _adapt_scale(self) -> None:
+        with self._lock:
+            scaler = self.autoscaler
+        if scaler is None:
+            return
+        new = scaler.observe(self.stats.infer_ms[-1])
+        if new is not None:
+            with self._lock:
+                if self.autoscaler is not scaler:  # the user fixed a scale meanwhile
+                    return
+                self.stylizer.set_scale(new)
+            log.info("auto scale: %.2f (median frame over or well under %.0f ms)", new,
+                     scaler.budget_ms)
+
+    def _limits_reached(self) -> bool:
+        if self.max_frames is not None and self.stats.frames_out >= self.max_frames:
+            return True
+        return self.duration is not None and \
+            time.monotonic() - self.stats.started >= self.duration
+
+    def _log_limited(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log > 5.0:
+            log.warning(message)
+            self._last_log = now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def stop(self, timeout: float = 1.0) -> dict:
+        """Stop every thread (joined with timeouts) and raise a worker's error, if any."""
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.source.stop(timeout)
+        sink_errors = []
+        for sink in self.sinks:
+            try:
+                sink.stop()
+            except BaseException as exc:
+                sink_errors.append(exc)
+            if sink.error is not None:
+                sink_errors.append(sink.error)
+        summary = self.summary()
+        if self.error is not None:
+            raise self.error
+        if sink_errors:
+            raise sink_errors[0]
+        return summary
+
+    def run(self) -> dict:
+        """start(), wait for the end (Ctrl+C included), stop(); returns the summary."""
+        self.start()
+        try:
+            while not self.wait(0.1):
+                pass
+        finally:
+            summary = self.stop()
+        return summary
+
+    # ----- statistics ---------------------------------------------------------------------
+    def summary(self) -> dict:
+        s, scaler = self.stats, self.autoscaler
+        elapsed = (s.last_out - s.first_out) if s.first_out and s.last_out else 0.0
+        sink_lat = [v for sink in self.sinks for v in sink.latencies]
+        lat = sink_lat or s.process_latencies
+        return {
+            "frames_out": s.frames_out,
+            "fps": (s.frames_out - 1) / elapsed if elapsed > 0 else 0.0,
+            "latency_p50_ms": _percentile(lat, 0.5) * 1000.0,
+            "latency_p95_ms": _percentile(lat, 0.95) * 1000.0,
+            "infer_ms_median": statistics.median(s.infer_ms) if s.infer_ms else 0.0,
+            "dropped": self.source.dropped,
+            "captured": self.source.captured,
+            "source_fps": self.source.fps,
+            "frame_failures": s.frame_failures,
+            "style": self.stylizer.name,
+            "blend": self.blender.settings.mode,
+            "strength": self.blender.settings.strength,
+            "scale": self.stylizer.settings.scale,
+            "auto_scale": scaler is not None,
+            "target_fps": scaler.target_fps if scaler else None,
+            "scale_changes": scaler.changes if scaler else 0,
+            "max_side": self.stylizer.settings.max_side,
+            "device": str(self.stylizer.device),
+            "dtype": self.stylizer.dtype_name,
+            "sinks": {sink.name: {"sent": sink.sent, "dropped": sink.dropped}
+                      for sink in self.sinks},
+            "sink_problems": [p.message for p in self.sink_problems],
+            "stages_ms": self.stages.summary(),
+            "rss_mb_start": self.rss_start,
+            "rss_mb_end": rss_mb(),
+        }

@@ -1,0 +1,125 @@
+"""Reading and writing still images: the colour-conversion edge for files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamnst.core.atomic import atomic_path
+from streamnst.core.errors import InputError, OutputError
+from streamnst.core.frame import check_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def to_rgb(decoded: np.ndarray, what: str = "image") -> np.ndarray:
+    """OpenCV's decoded array (gray, BGR or BGRA; 8 or 16 bit) -> HxWx3 uint8 RGB.
+
+    Alpha is composited over white, the way viewers show transparent images.
+    """
+    img = decoded
+    if img.dtype == np.uint16:
+        img = (img / 257.0).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise InputError(f"{what}: unsupported pixel type {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        alpha = img[..., 3:4].astype(np.float32) / 255.0
+        bgr = img[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return cv2.cvtColor(bgr.round().astype(np.uint8), cv2.COLOR_BGR2RGB)
+    if img.shape[2] == 1:
+        return cv2.cvtColor(img[..., 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB; InputError if it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"{path}: not a readable image (png, jpg, webp, bmp, tiff)")
+    return to_rgb(img, str(path))
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write HxWx3 uint8 RGB atomically; the format follows the file extension."""
+    path = Path(path)
+    if not is_image_path(path):
+        raise OutputError(f"{path}: unknown image extension; use one of "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))}")
+    bgr = cv2.cvtColor(check_image(image), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(path.suffix.lower(), bgr)
+    if not ok:
+        raise OutputError(f"{path}: could not encode image")
+    with atomic_path(path) as tmp:
+        buf.tofile(str(tmp))
+    return path
+
+
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to size=(width, height): area filter when shrinking (no aliasing), bilinear
+    when growing; the image itself when it already has that size."""
+    h, w = image.shape[:2]
+    if (w, h) == size:
+        return image
+    shrink = size[0] <= w and size[1] <= h
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def resize_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale (area filter) so the longer side is at most `max_side`; never upscale."""
+    h, w = image.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1.0:
+        return image
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = short / min(h, w)
+    size = (max(short, round(w * s)), max(short, round(h * s)))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, size, interpolation=interp)
+
+
+def contact_sheet(rows: list[list[np.ndarray]], cell: int | tuple[int, int] = 256,
+                  gap: int = 4, captions: list[list[str]] | None = None) -> np.ndarray:
+    """Tile images, each fitted into a cell (a square side or (width, height)), row by row
+    into one RGB sheet; captions[i][j], where given, is written on image j of row i."""
+    cw, ch = (cell, cell) if isinstance(cell, int) else cell
+    ncols = max(len(r) for r in rows)
+    sheet = np.full((len(rows) * (ch + gap) + gap, ncols * (cw + gap) + gap, 3), 255,
+                    np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            h, w = img.shape[:2]
+            s = min(cw / w, ch / h)
+            small = resize_to(img, (max(1, round(w * s)), max(1, round(h * s))))
+            if captions and i < len(captions) and j < len(captions[i]) and captions[i][j]:
+                small = small.copy()  # never write on the caller's image
+                _caption(small, captions[i][j])
+            y = gap + i * (ch + gap) + (ch - small.shape[0]) // 2
+            x = gap + j * (cw + gap) + (cw - small.shape[1]) // 2
+            sheet[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return sheet
+
+
+def _caption(image: np.ndarray, text: str) -> None:
+    """Black text on a white box in the top-left corner, in place."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), _ = cv2.getTextSize(text, font, 0.5, 1)
+    cv2.rectangle(image, (0, 0), (tw + 8, th + 10), (255, 255, 255), -1)
+    cv2.putText(image, text, (4, th + 4), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)

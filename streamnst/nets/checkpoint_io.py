@@ -1,0 +1,213 @@
+"""Style checkpoints: one file per style, with the metadata to rebuild and retrain it.
+
+A streamnst checkpoint is a plain dict saved with `torch.save` and loaded with
+`weights_only=True` (no pickled code ever runs):
+
+    format: "streamnst-style", version: int, arch: str, arch_args: dict,
+    state_dict: {name: tensor}, style: {name, image, thumbnail (uint8 HxWx3)},
+    training: {settings that produced it}
+
+Raw pytorch/examples `fast_neural_style` state dicts load too, as TransformerNet.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from streamnst.core.atomic import atomic_path
+from streamnst.core.errors import CheckpointError
+from streamnst.nets import ARCHITECTURES, build_model
+from streamnst.nets.transformer_net import clean_state_dict, looks_like_transformer_net
+
+FORMAT = "streamnst-style"
+VERSION = 1
+SUFFIX = ".pth"
+
+
+@dataclass
+class StyleCheckpoint:
+    """A loaded style: its network (eval mode, on the CPU) and its metadata."""
+
+    name: str
+    path: Path
+    arch: str
+    arch_args: dict
+    model: nn.Module
+    style: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def bundled_dir() -> Path:
+    """The styles that ship: `checkpoints/` at the top of a checkout (an editable install
+    reads them there), else the copy a wheel installs under `<prefix>/share/streamnst`."""
+    checkout = Path(__file__).resolve().parents[2] / "checkpoints"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "streamnst" / "checkpoints"
+
+
+def user_dir() -> Path:
+    """Where users keep their own styles: $STREAMNST_HOME/checkpoints or the XDG data dir."""
+    home = os.environ.get("STREAMNST_HOME")
+    if home:
+        return Path(home) / "checkpoints"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "streamnst" / "checkpoints"
+
+
+def style_dirs() -> list[Path]:
+    return [d for d in (user_dir(), bundled_dir()) if d.is_dir()]
+
+
+def available_styles() -> dict[str, Path]:
+    """Style name -> checkpoint path; a user's style shadows a bundled one of the same name."""
+    found: dict[str, Path] = {}
+    for directory in reversed(style_dirs()):
+        for path in sorted(directory.glob(f"*{SUFFIX}")):
+            found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+DEFAULT_STYLE = "starry_night"
+
+
+def resolve_style(name_or_path: str | os.PathLike) -> Path:
+    """A path as given if it names a file, else the installed style of that name."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    styles = available_styles()
+    if text in styles:
+        return styles[text]
+    if path.suffix or os.sep in text:
+        raise CheckpointError(f"style checkpoint {text} not found")
+    if not styles:
+        raise CheckpointError(f"unknown style {text!r}: no styles are installed; pass a .pth "
+                              "path, or train one with 'streamnst train'")
+    raise CheckpointError(f"unknown style {text!r} (installed: {', '.join(styles)}); pass a "
+                          ".pth path or run 'streamnst styles'")
+
+
+def save_style(path: str | os.PathLike, model: nn.Module, arch: str, *, style: dict,
+               training: dict | None = None) -> Path:
+    """Write a style checkpoint atomically (a crash never leaves a half-written file)."""
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"cannot save unknown architecture {arch!r}")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": arch,
+        "arch_args": dict(getattr(model, "config", {})),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "style": dict(style),
+        "training": dict(training or {}),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint_file(path: Path) -> object:
+    """torch.load with weights_only=True, every failure turned into one clear line."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: file not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path}: contains pickled Python objects, refused for safety (weights_only); "
+                "re-save it as a plain state dict"
+            ) from None
+        raise CheckpointError(f"{path}: not a torch checkpoint (unreadable pickle data)") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError,
+            struct.error) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({msg})") from None
+
+
+def _load_state(path: Path, model: nn.Module, state: dict, what: str) -> None:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of tensors")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} shape mismatches (e.g. {k}: file "
+                        f"{tuple(state[k].shape)} vs network {tuple(own[k].shape)})")
+    if problems:
+        raise CheckpointError(f"{path}: does not match {what}: " + "; ".join(problems))
+    model.load_state_dict(state)
+
+
+def load_style(name_or_path: str | os.PathLike) -> StyleCheckpoint:
+    """Load a style by name or path; any problem is a CheckpointError naming the file."""
+    path = resolve_style(name_or_path)
+    data = read_checkpoint_file(path)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a style checkpoint (a {type(data).__name__})")
+    if data.get("format") == FORMAT:
+        return _from_streamnst(path, data)
+    if looks_like_transformer_net(data):
+        model = build_model("transformer_net")
+        _load_state(path, model, clean_state_dict(data), "a pytorch/examples TransformerNet")
+        model.eval()
+        return StyleCheckpoint(name=path.stem, path=path, arch="transformer_net", arch_args={},
+                               model=model, style={"name": path.stem})
+    raise CheckpointError(
+        f"{path}: not a streamnst style nor a pytorch/examples TransformerNet state dict"
+    )
+
+
+UNET_V1_SAMPLING = {"up": "nearest", "down": "stride"}
+
+
+def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {version!r} is newer than this "
+                              f"streamnst supports ({VERSION}); upgrade streamnst")
+    arch, args = data.get("arch"), data.get("arch_args", {})
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"{path}: unknown architecture {arch!r}")
+    if arch == "unet" and isinstance(args, dict):
+        # files written before up/down were settings hold the first U-Net's sampling
+        args = {**UNET_V1_SAMPLING, **args}
+    try:
+        model = build_model(arch, **args)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad arguments for {arch}: {exc}") from None
+    _load_state(path, model, data.get("state_dict"), f"{arch}({_fmt_args(args)})")
+    model.eval()
+    style = dict(data.get("style") or {})
+    return StyleCheckpoint(name=style.get("name") or path.stem, path=path, arch=arch,
+                           arch_args=dict(args), model=model, style=style,
+                           training=dict(data.get("training") or {}))
+
+
+def _fmt_args(args: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(args.items()))

@@ -1,0 +1,151 @@
+"""Temporal consistency and style metrics for stylised videos.
+
+Warping error (Lai et al. 2018): for each consecutive pair, optical flow is computed
+on the ORIGINAL frames in both directions; the next stylised frame is warped back
+onto the current one and the squared RGB difference (values in [0, 1], summed over
+channels) is averaged over pixels that are neither occluded nor on motion
+boundaries. The same measure on the original video is the floor that flow errors,
+noise and lighting impose; the ratio of the two is what a stable filter minimises.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from streamnst.core.errors import InputError
+from streamnst.core.frame import check_image
+from streamnst.engine.flow import FlowEstimator, consistency_mask, flow_to_tensor, warp
+from streamnst.media.tensors import image_to_tensor
+from streamnst.media.video import VideoReader
+
+
+def _t(image: np.ndarray) -> torch.Tensor:
+    return image_to_tensor(image, torch.device("cpu"))
+
+
+def pair_warping_error(cur: np.ndarray, nxt: np.ndarray, mask: torch.Tensor,
+                       flow_cn: torch.Tensor) -> float:
+    """Masked mean of ||cur - warp(nxt, flow cur->next)||^2 (RGB in [0,1])."""
+    warped = warp(_t(nxt), flow_cn)
+    sq = (_t(cur) - warped).pow(2).sum(1, keepdim=True)
+    valid = mask.sum()
+    return float((sq * mask).sum() / valid) if valid > 0 else float("nan")
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    """Sharpness: variance of the Laplacian of the grey image (higher is sharper)."""
+    gray = cv2.cvtColor(check_image(image), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+@dataclass
+class WarpingReport:
+    ewarp_stylized: float
+    ewarp_original: float
+    ratio: float
+    frames: int
+    sharpness_stylized: float
+    sharpness_original: float
+    valid_fraction: float
+    per_frame_stylized: list[float] = field(default_factory=list)
+    per_frame_original: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        keys = ("ewarp_stylized", "ewarp_original", "ratio", "frames", "sharpness_stylized",
+                "sharpness_original", "valid_fraction")
+        return {k: getattr(self, k) for k in keys}
+
+
+def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray],
+                   flow_max_side: int | None = 640) -> WarpingReport:
+    """Warping error of `stylized` frames, and of `original` frames, over the same masks."""
+    est = FlowEstimator(flow_max_side, preset="medium")
+    per_s, per_o, sharp_s, sharp_o, valid = [], [], [], [], []
+    prev = None
+    frames = 0
+    for s_img, o_img in zip(stylized, original, strict=False):
+        check_image(s_img, "stylised frame")
+        check_image(o_img, "original frame")
+        if s_img.shape != o_img.shape:
+            s_img = cv2.resize(s_img, (o_img.shape[1], o_img.shape[0]),
+                               interpolation=cv2.INTER_AREA)
+        frames += 1
+        sharp_s.append(laplacian_variance(s_img))
+        sharp_o.append(laplacian_variance(o_img))
+        if prev is not None:
+            ps, po = prev
+            f_cn = flow_to_tensor(est(po, o_img))
+            f_nc = flow_to_tensor(est(o_img, po))
+            mask = consistency_mask(f_cn, f_nc)
+            valid.append(float(mask.mean()))
+            per_s.append(pair_warping_error(ps, s_img, mask, f_cn))
+            per_o.append(pair_warping_error(po, o_img, mask, f_cn))
+        prev = (s_img, o_img)
+    if frames < 2:
+        raise InputError("warping error needs at least two frames")
+    es, eo = float(np.nanmean(per_s)), float(np.nanmean(per_o))
+    return WarpingReport(es, eo, es / eo if eo > 0 else float("inf"), frames,
+                         float(np.mean(sharp_s)), float(np.mean(sharp_o)),
+                         float(np.mean(valid)), per_s, per_o)
+
+
+def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    with VideoReader(path) as reader:
+        for i, image in enumerate(reader):
+            if max_frames is not None and i >= max_frames:
+                return
+            yield image
+
+
+def style_distances(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray],
+                    style_image: np.ndarray, vgg, every: int = 5, max_side: int = 256) -> dict:
+    """Mean Gram distance to the style image and content distance to the original frames,
+    normalised like the training losses (so numbers are comparable with them): style over
+    the VGG's style layers, content at its content layer."""
+    from streamnst.media.imageio import resize_max_side
+    from streamnst.nets.losses import content_loss, gram, style_loss
+    from streamnst.nets.vgg import CONTENT_LAYER, STYLE_LAYERS
+
+    layers = [n for n in STYLE_LAYERS if n in vgg.layers] or list(vgg.layers)
+    content = CONTENT_LAYER if CONTENT_LAYER in vgg.layers else vgg.layers[-1]
+    with torch.no_grad():
+        s_feats = vgg(_t(resize_max_side(style_image, max_side)))
+        grams = {k: gram(s_feats[k]) for k in layers}
+        style_d, content_d = [], []
+        for i, (s_img, o_img) in enumerate(zip(stylized, original, strict=False)):
+            if i % every:
+                continue
+            fs = vgg(_t(resize_max_side(s_img, max_side)))
+            fo = vgg(_t(resize_max_side(o_img, max_side)))
+            style_d.append(float(style_loss(fs, grams, dict.fromkeys(layers, 1.0))))
+            content_d.append(float(content_loss(fs[content], fo[content])))
+    return {"style_distance": float(np.mean(style_d)),
+            "content_distance": float(np.mean(content_d)), "style_frames": len(style_d)}
+
+
+def plot_per_frame(report: WarpingReport, path: str | os.PathLike) -> None:
+    """A small line chart (PNG) of both per-frame warping errors, drawn with OpenCV."""
+    from streamnst.media.imageio import write_image
+
+    w, h, pad = 800, 360, 50
+    img = np.full((h, w, 3), 255, np.uint8)
+    series = [(report.per_frame_stylized, (200, 40, 40)),
+              (report.per_frame_original, (40, 40, 200))]
+    top = max(max(np.nan_to_num(s)) for s, _ in series) or 1.0
+    n = max(len(report.per_frame_stylized), 2)
+    cv2.rectangle(img, (pad, pad // 2), (w - pad // 2, h - pad), (0, 0, 0), 1)
+    for values, colour in series:
+        pts = [(int(pad + i * (w - 1.5 * pad) / (n - 1)),
+                int(h - pad - np.nan_to_num(v) / top * (h - 1.5 * pad)))
+               for i, v in enumerate(values)]
+        cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 2)
+    cv2.putText(img, f"warping error per frame pair (max {top:.4f}); red: stylised "
+                f"{report.ewarp_stylized:.4f}, blue: original {report.ewarp_original:.4f}",
+                (pad, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    write_image(path, img)
