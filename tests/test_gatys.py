@@ -6,6 +6,7 @@ from media import make_video, probe
 from torchvision.models import vgg16
 
 from streamnst.core.errors import InputError
+from streamnst.media.demo import demo_clip
 from streamnst.media.video import VideoReader
 from streamnst.nets.vgg import VGGFeatures
 from streamnst.offline.gatys import Gatys, GatysSettings, frames_dir, render_gatys
@@ -47,7 +48,7 @@ def test_default_optimizer_cuts_the_style_loss_tenfold_with_vgg19():
     from streamnst.media.imageio import read_image
     from streamnst.nets.vgg import load_vgg
 
-    with VideoReader("streamnst/assets/demo.mp4") as reader:
+    with VideoReader(demo_clip()) as reader:
         frame = next(iter(reader))
     s = GatysSettings(resize=64, first_iterations=40, tolerance=0.0)
     assert s.optimizer == "lbfgs"
