@@ -104,19 +104,19 @@ def test_live_pipeline_adapts_then_obeys_a_fixed_scale(tiny_style):
     pipe = Pipeline(PatternSource(96, 64, fps=60), stylizer, [NullSink()],
                     auto_scale=True, target_fps=100_000).start()
     try:
-        assert _wait(lambda: pipe.summary()["scale"] == LADDER[-1])
+        assert _wait(lambda: pipe.summary().scale == LADDER[-1])
         s = pipe.summary()
-        assert s["auto_scale"] and s["target_fps"] == 100_000 and s["scale_changes"] >= 1
+        assert s.auto_scale and s.target_fps == 100_000 and s.scale_changes >= 1
         assert "scale 0.50 (auto for 100000 fps)" in _panel(pipe)
         pipe.set_scale(0.8)  # a user's choice: adaptation stops
-        frames = pipe.summary()["frames_out"]
-        assert _wait(lambda: pipe.summary()["frames_out"] > frames + 40)
+        frames = pipe.summary().frames_out
+        assert _wait(lambda: pipe.summary().frames_out > frames + 40)
         s = pipe.summary()
-        assert s["scale"] == 0.8 and not s["auto_scale"]
+        assert s.scale == 0.8 and not s.auto_scale
         handle_key("a", pipe, threading.Event())  # the panel's key: adapt again...
-        assert pipe.summary()["auto_scale"] and pipe.summary()["scale"] == 0.8  # from here
-        assert _wait(lambda: pipe.summary()["scale"] == LADDER[-1])
+        assert pipe.summary().auto_scale and pipe.summary().scale == 0.8  # from here
+        assert _wait(lambda: pipe.summary().scale == LADDER[-1])
         handle_key("a", pipe, threading.Event())  # ...and stop, keeping the reached scale
-        assert not pipe.summary()["auto_scale"] and pipe.summary()["scale"] == LADDER[-1]
+        assert not pipe.summary().auto_scale and pipe.summary().scale == LADDER[-1]
     finally:
         pipe.stop()

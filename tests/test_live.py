@@ -90,7 +90,7 @@ def test_video_file_to_virtual_camera_frames_in_order_and_rgb(tmp_path, tiny_sty
     cam = RecordingCamera.instances[0]
     assert (cam.width, cam.height, cam.fps) == (64, 48, 20)
     assert cam.closed
-    assert cam.frames and len(cam.frames) == summary["frames_out"] - sink.dropped
+    assert cam.frames and len(cam.frames) == summary.frames_out - sink.dropped
     matched = []
     for frame in cam.frames:
         assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
@@ -99,8 +99,8 @@ def test_video_file_to_virtual_camera_frames_in_order_and_rgb(tmp_path, tiny_sty
         assert errs[best] < 0.5, "received frame is not a stylised source frame (BGR swap?)"
         matched.append(best)
     assert matched == sorted(matched) and len(set(matched)) == len(matched)
-    assert summary["captured"] == 24
-    assert summary["frames_out"] + summary["dropped"] == 24
+    assert summary.captured == 24
+    assert summary.frames_out + summary.dropped == 24
 
 
 def test_several_sinks_at_once(tmp_path, tiny_style):
@@ -108,12 +108,12 @@ def test_several_sinks_at_once(tmp_path, tiny_style):
     source = PatternSource(80, 64, fps=25, frames=40)
     sinks = [VirtualCameraSink(backend="recording"), FileSink(out), NullSink()]
     summary = Pipeline(source, _stylizer(tiny_style), sinks).run()
-    assert summary["frames_out"] > 10
+    assert summary.frames_out > 10
     cam = RecordingCamera.instances[0]
     info = probe(out)
-    assert info["frames"] == summary["sinks"]["rec.mp4"]["sent"] > 10
-    assert len(cam.frames) == summary["sinks"]["vcam recording-cam"]["sent"]
-    assert summary["sinks"]["null"]["sent"] == summary["frames_out"]
+    assert info["frames"] == summary.sinks["rec.mp4"]["sent"] > 10
+    assert len(cam.frames) == summary.sinks["vcam recording-cam"]["sent"]
+    assert summary.sinks["null"]["sent"] == summary.frames_out
     # real-time recording: duration follows capture times, not a fixed rate
     assert abs(info["frames"] / float(info["fps"]) - 40 / 25) < 0.6
 
@@ -126,10 +126,10 @@ def test_slow_stylizer_drops_frames_and_latency_stays_bounded(tiny_style, tmp_pa
     pipe = Pipeline(source, _stylizer(slow), [NullSink()], BlendSettings(mode="off"),
                     duration=3.0)
     summary = pipe.run()
-    assert summary["dropped"] > summary["frames_out"]  # most frames never stylised
-    assert summary["captured"] - summary["dropped"] - summary["frames_out"] <= 2
+    assert summary.dropped > summary.frames_out  # most frames never stylised
+    assert summary.captured - summary.dropped - summary.frames_out <= 2
     # with a queue, latency would grow through the run; without, it stays ~1 frame time
-    assert summary["latency_p95_ms"] < 3 * summary["infer_ms_median"] + 100
+    assert summary.latency_p95_ms < 3 * summary.infer_ms_median + 100
 
 
 def test_slow_sink_loses_frames_without_slowing_others(tiny_style):
@@ -138,8 +138,8 @@ def test_slow_sink_loses_frames_without_slowing_others(tiny_style):
     summary = Pipeline(source, _stylizer(tiny_style), [fast, slow], duration=2.5).run()
     assert slow.dropped > 0
     assert slow.sent < 0.5 * fast.sent
-    assert fast.sent == summary["frames_out"]
-    assert summary["fps"] > 20
+    assert fast.sent == summary.frames_out
+    assert summary.fps > 20
 
 
 def test_a_sink_failing_on_every_frame_is_reported_once_and_the_others_go_on(
@@ -243,8 +243,8 @@ def test_style_switch_mid_stream(tmp_path, tiny_style):
     pipe.switch_style("other").join(5)
     time.sleep(1.0)
     summary = pipe.stop()
-    assert summary["style"] == "other"
-    assert summary["frames_out"] > before + 10  # frames kept flowing
+    assert summary.style == "other"
+    assert summary.frames_out > before + 10  # frames kept flowing
     last = RecordingCamera.instances[0].frames[-1]
     src_img = source.picture(0)  # same background; the square moved: compare its row band
     b = stylizers["other"].stylize(src_img)
@@ -265,7 +265,7 @@ def test_failed_style_switch_keeps_running(tiny_style):
     time.sleep(0.3)
     summary = pipe.stop()
     assert "unknown style" in pipe.switch_error
-    assert summary["style"] == "tiny" and summary["frames_out"] > 3
+    assert summary.style == "tiny" and summary.frames_out > 3
 
 
 def test_camera_lost_is_retried_and_recovers(tmp_path, tiny_style):
@@ -284,7 +284,7 @@ def test_camera_lost_is_retried_and_recovers(tmp_path, tiny_style):
     summary = pipe.stop()
     assert source.reopens >= 3
     assert source.captured > stalled_at
-    assert summary["frames_out"] > 10
+    assert summary.frames_out > 10
 
 
 def test_source_error_surfaces_at_stop(tmp_path, tiny_style):
@@ -333,18 +333,18 @@ def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     summary = json.loads(r.stdout)
     for key in ("frames_out", "fps", "latency_p50_ms", "latency_p95_ms", "dropped"):
         assert key in summary
-    assert summary["frames_out"] > 10
-    assert summary["max_side"] == 640  # the live default working-size cap
-    assert summary["auto_scale"] and summary["target_fps"] == 30  # live default: keep up
+    assert summary.frames_out > 10
+    assert summary.max_side == 640  # the live default working-size cap
+    assert summary.auto_scale and summary.target_fps == 30  # live default: keep up
     # the per-stage time budget, default flow blend included
     for stage in ("to_tensor", "network", "from_tensor", "flow", "blend", "send:live.mp4"):
-        assert summary["stages_ms"][stage]["count"] > 5, stage
+        assert summary.stages_ms[stage]["count"] > 5, stage
     text = " ".join(r.stderr.split())
     if sys.platform.startswith("linux"):
         assert "v4l2loopback" in text and "exclusive_caps=1" in text
         # said once, as one plain line: not again as a logging block
         assert r.stderr.count("warning:") == 1 and "WARNING" not in r.stderr, r.stderr
-    assert probe(rec)["frames"] == summary["sinks"]["live.mp4"]["sent"]
+    assert probe(rec)["frames"] == summary.sinks["live.mp4"]["sent"]
 
 
 def test_cli_live_with_no_usable_output_exits_at_once(tiny_style):
@@ -386,7 +386,7 @@ def test_screen_source_on_xvfb(tiny_style):
         source = open_source("screen:1@10,20,64,48")
         summary = Pipeline(source, _stylizer(tiny_style), [NullSink()], duration=1.0).run()
         assert source.size == (64, 48)
-        assert summary["frames_out"] > 5
+        assert summary.frames_out > 5
     finally:
         os.environ.pop("DISPLAY", None)
         xvfb.terminate()

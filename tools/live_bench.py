@@ -46,7 +46,7 @@ def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: fl
                         duration=seconds, auto_scale=auto)
         if rss_every:
             threading.Thread(target=sample_rss, args=(pipe, rss_every), daemon=True).start()
-        summary = pipe.run()
+        summary = pipe.run().as_dict()
     summary.update(clip=clip.name, size=list(VideoFileSource(clip).size), sink=sink,
                    seconds=seconds, threads=threads or "default")
     return summary
@@ -80,7 +80,7 @@ def main() -> None:
                 s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
                         scale, threads, args.rss_every, args.max_side)
                 print(json.dumps({k: s[k] for k in keep}), flush=True)
-                budgets.append((f"{blend} s={s['scale']} t={s['threads']}", s))
+                budgets.append((f"{blend} s={s.scale} t={s.threads}", s))
     print(stage_table(budgets))
 
 

@@ -114,8 +114,8 @@ def main() -> None:
     watcher.join(30)
     summary = pipe.stop()
     report = {"minutes": args.minutes, "viewers": args.viewers, "style_switches": switches,
-              "frames_out": summary["frames_out"] - frames_start, "fps": round(summary["fps"], 1),
-              "frames_per_viewer": counts, "frame_failures": summary["frame_failures"],
+              "frames_out": summary.frames_out - frames_start, "fps": round(summary.fps, 1),
+              "frames_per_viewer": counts, "frame_failures": summary.frame_failures,
               "start": start, "end": end,
               "rss_samples_mb": [round(v) for v in samples]}
     # RSS moves by tens of MB with each style load and peer buffer: compare the medians of

@@ -54,9 +54,10 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     from streamnst.cli.live_keys import handle_key, key_reader, status_table, window_overlay
     from streamnst.core.devices import limit_malloc_arenas
     from streamnst.engine.temporal import BlendSettings
+    from streamnst.live.outputs import ServerOptions, open_live_io
     from streamnst.live.pipeline import Pipeline
-    from streamnst.live.sinks import WindowSink, open_sink
-    from streamnst.live.sources import default_source_spec, open_source
+    from streamnst.live.sinks import WindowSink
+    from streamnst.live.sources import default_source_spec
     from streamnst.live.webrtc import WebRTCSink
 
     limit_malloc_arenas()  # a long-running process: keep RSS from creeping
@@ -69,24 +70,9 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
             console.print("no webcam found; playing the bundled demo clip (choose with "
                           "--source webcam:N, screen or a video file)", highlight=False,
                           soft_wrap=True)
-    specs = list(outputs) or ["vcam"]
-    server = None
-    if source_spec == "webrtc":  # a browser's camera; it gets the painted stream back
-        from streamnst.live.webrtc import WebRTCServer
-        from streamnst.live.webrtc_source import WebRTCSource
-
-        server = WebRTCServer(host, port, max_viewers, allow_hosts=allow_hosts)
-        source = WebRTCSource(server)
-        specs = [spec for spec in specs if spec != "webrtc"] + ["webrtc"]
-    else:
-        source = open_source(source_spec)
-    sinks = []
-    for spec in specs:
-        if spec == "webrtc":
-            sinks.append(WebRTCSink(host=host, port=port, max_viewers=max_viewers,
-                                    allow_hosts=allow_hosts, server=server))
-        else:
-            sinks.append(open_sink(spec, overwrite=overwrite))
+    source, sinks = open_live_io(source_spec, list(outputs) or ["vcam"],
+                                 ServerOptions(host, port, max_viewers, tuple(allow_hosts)),
+                                 overwrite)
     max_side = LIVE_MAX_SIDE if max_side is None else max_side
     auto = scale in (None, "auto")
     stylizer = make_stylizer(style, device, dtype, None if auto else scale, threads, backend,
@@ -99,8 +85,7 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory,
                         auto_scale=auto, target_fps=fps_target)
     for sink in sinks:
-        if isinstance(sink, WebRTCSink):
-            sink.attach(pipeline)
+        sink.attach(pipeline)
         if isinstance(sink, WindowSink):
             sink.overlay = lambda: window_overlay(pipeline)
     stop = threading.Event()
@@ -128,8 +113,8 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
         signal.signal(sig, signal.SIG_IGN)
     summary = pipeline.stop()
     if as_json:
-        out.print_json(json.dumps(summary))
+        out.print_json(json.dumps(summary.as_dict()))
     else:
-        console.print(f"{summary['frames_out']} frames at {summary['fps']:.1f} fps, latency p50 "
-                      f"{summary['latency_p50_ms']:.0f} ms / p95 {summary['latency_p95_ms']:.0f}"
-                      f" ms, dropped {summary['dropped']}")
+        console.print(f"{summary.frames_out} frames at {summary.fps:.1f} fps, latency p50 "
+                      f"{summary.latency_p50_ms:.0f} ms / p95 {summary.latency_p95_ms:.0f}"
+                      f" ms, dropped {summary.dropped}")

@@ -23,22 +23,22 @@ def status_table(pipeline: Pipeline) -> Table:
     table.add_column(style="bold")
     table.add_column()
     src = pipeline.source
-    table.add_row("source", f"{src.name}  {s['source_fps']:.1f} fps  captured {s['captured']}")
-    table.add_row("output", f"{s['fps']:.1f} fps  frames {s['frames_out']}  "
-                  f"dropped {s['dropped']}")
-    table.add_row("latency", f"p50 {s['latency_p50_ms']:.0f} ms  p95 {s['latency_p95_ms']:.0f} ms"
-                  f"  (stylise+blend {s['infer_ms_median']:.0f} ms)")
-    style = s["style"] + (f"  (loading {pipeline.switching}...)" if pipeline.switching else "")
+    table.add_row("source", f"{src.name}  {s.source_fps:.1f} fps  captured {s.captured}")
+    table.add_row("output", f"{s.fps:.1f} fps  frames {s.frames_out}  "
+                  f"dropped {s.dropped}")
+    table.add_row("latency", f"p50 {s.latency_p50_ms:.0f} ms  p95 {s.latency_p95_ms:.0f} ms"
+                  f"  (stylise+blend {s.infer_ms_median:.0f} ms)")
+    style = s.style + (f"  (loading {pipeline.switching}...)" if pipeline.switching else "")
     if pipeline.switch_error:
         style += f"  [red]{pipeline.switch_error}[/]"
     table.add_row("style", style)
-    auto = f" (auto for {s['target_fps']:g} fps)" if s["auto_scale"] else ""
-    table.add_row("blend", f"{s['blend']}  strength {s['strength']:.2f}  "
-                  f"scale {s['scale']:.2f}{auto}")
-    table.add_row("device", f"{s['device']} {s['dtype']}")
-    for name, info in s["sinks"].items():
+    auto = f" (auto for {s.target_fps:g} fps)" if s.auto_scale else ""
+    table.add_row("blend", f"{s.blend}  strength {s.strength:.2f}  "
+                  f"scale {s.scale:.2f}{auto}")
+    table.add_row("device", f"{s.device} {s.dtype}")
+    for name, info in s.sinks.items():
         table.add_row("sink", f"{name}: sent {info['sent']}, dropped {info['dropped']}")
-    for problem in s["sink_problems"]:
+    for problem in s.sink_problems:
         table.add_row("[yellow]sink[/]", f"[yellow]{problem}[/]")
     table.caption = KEYS_HELP
     return table
@@ -47,8 +47,8 @@ def status_table(pipeline: Pipeline) -> Table:
 def window_overlay(pipeline: Pipeline) -> str:
     """One line drawn on the preview window."""
     s = pipeline.summary()
-    return (f"{s['style']} | {s['fps']:.1f} fps | p95 {s['latency_p95_ms']:.0f} ms | "
-            f"{s['blend']} {s['strength']:.2f}")
+    return (f"{s.style} | {s.fps:.1f} fps | p95 {s.latency_p95_ms:.0f} ms | "
+            f"{s.blend} {s.strength:.2f}")
 
 
 @contextlib.contextmanager

@@ -132,15 +132,11 @@ def export(style, output, opset, overwrite):
 
     Example: streamnst export starry_night starry_night.onnx
     """
-    from streamnst.core.errors import OutputError
     from streamnst.nets.checkpoint_io import load_style
-    from streamnst.nets.onnx_io import export_onnx
+    from streamnst.nets.onnx_io import check_export_path, export_onnx
 
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output} exists; pass --overwrite to replace it")
-    if output.suffix.lower() != ".onnx":
-        raise OutputError(f"{output}: use an .onnx file name")
-    path = export_onnx(load_style(style), output, opset)
+    check_export_path(output, overwrite)  # before loading the style
+    path = export_onnx(load_style(style), output, opset, overwrite)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); input 'image' "
                   "1x3xHxW float32 in [0,1], H and W multiples of the network stride")
 

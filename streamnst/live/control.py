@@ -92,7 +92,7 @@ class LiveControl:
         blend = p.blend_settings
         return {"styles": list(available_styles()), "blend_modes": list(MODES),
                 "style": self.current_style(), "blend": blend.mode,
-                "strength": blend.strength, "scale": s["scale"],
-                "auto_scale": s["auto_scale"], "fps": round(s["fps"], 1),
-                "latency_ms": round(s["latency_p50_ms"], 1),
+                "strength": blend.strength, "scale": s.scale,
+                "auto_scale": s.auto_scale, "fps": round(s.fps, 1),
+                "latency_ms": round(s.latency_p50_ms, 1),
                 "switching": p.switching, "switch_error": p.switch_error}

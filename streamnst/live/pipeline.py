@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from streamnst.core.errors import OutputError, StreamNSTError
 from streamnst.core.frame import Frame
@@ -62,6 +62,40 @@ class Stats:
     last_out: float | None = None
     process_latencies: list[float] = field(default_factory=list)
     infer_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """What the live filter is doing, read by the status panel, the viewer page's state and
+    `live --json` (whose keys are these field names)."""
+
+    frames_out: int
+    fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    infer_ms_median: float
+    dropped: int  # frames the source captured that the filter never took
+    captured: int
+    source_fps: float
+    frame_failures: int
+    style: str
+    blend: str
+    strength: float
+    scale: float
+    auto_scale: bool
+    target_fps: float | None
+    scale_changes: int
+    max_side: int | None
+    device: str
+    dtype: str
+    sinks: dict[str, dict[str, int]]  # name -> sent, dropped
+    sink_problems: list[str]
+    stages_ms: dict[str, dict[str, float]]
+    rss_mb_start: float
+    rss_mb_end: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 class Pipeline:
@@ -327,35 +361,35 @@ class Pipeline:
         return summary
 
     # ----- statistics ---------------------------------------------------------------------
-    def summary(self) -> dict:
+    def summary(self) -> LiveStats:
         s, scaler = self.stats, self.autoscaler
         elapsed = (s.last_out - s.first_out) if s.first_out and s.last_out else 0.0
         sink_lat = [v for sink in self.sinks for v in sink.latencies]
         lat = sink_lat or s.process_latencies
-        return {
-            "frames_out": s.frames_out,
-            "fps": (s.frames_out - 1) / elapsed if elapsed > 0 else 0.0,
-            "latency_p50_ms": _percentile(lat, 0.5) * 1000.0,
-            "latency_p95_ms": _percentile(lat, 0.95) * 1000.0,
-            "infer_ms_median": statistics.median(s.infer_ms) if s.infer_ms else 0.0,
-            "dropped": self.source.dropped,
-            "captured": self.source.captured,
-            "source_fps": self.source.fps,
-            "frame_failures": s.frame_failures,
-            "style": self.stylizer.name,
-            "blend": self.blender.settings.mode,
-            "strength": self.blender.settings.strength,
-            "scale": self.stylizer.settings.scale,
-            "auto_scale": scaler is not None,
-            "target_fps": scaler.target_fps if scaler else None,
-            "scale_changes": scaler.changes if scaler else 0,
-            "max_side": self.stylizer.settings.max_side,
-            "device": str(self.stylizer.device),
-            "dtype": self.stylizer.dtype_name,
-            "sinks": {sink.name: {"sent": sink.sent, "dropped": sink.dropped}
-                      for sink in self.sinks},
-            "sink_problems": [p.message for p in self.sink_problems],
-            "stages_ms": self.stages.summary(),
-            "rss_mb_start": self.rss_start,
-            "rss_mb_end": rss_mb(),
-        }
+        return LiveStats(
+            frames_out=s.frames_out,
+            fps=(s.frames_out - 1) / elapsed if elapsed > 0 else 0.0,
+            latency_p50_ms=_percentile(lat, 0.5) * 1000.0,
+            latency_p95_ms=_percentile(lat, 0.95) * 1000.0,
+            infer_ms_median=statistics.median(s.infer_ms) if s.infer_ms else 0.0,
+            dropped=self.source.dropped,
+            captured=self.source.captured,
+            source_fps=self.source.fps,
+            frame_failures=s.frame_failures,
+            style=self.stylizer.name,
+            blend=self.blender.settings.mode,
+            strength=self.blender.settings.strength,
+            scale=self.stylizer.settings.scale,
+            auto_scale=scaler is not None,
+            target_fps=scaler.target_fps if scaler else None,
+            scale_changes=scaler.changes if scaler else 0,
+            max_side=self.stylizer.settings.max_side,
+            device=str(self.stylizer.device),
+            dtype=self.stylizer.dtype_name,
+            sinks={sink.name: {"sent": sink.sent, "dropped": sink.dropped}
+                   for sink in self.sinks},
+            sink_problems=[p.message for p in self.sink_problems],
+            stages_ms=self.stages.summary(),
+            rss_mb_start=self.rss_start,
+            rss_mb_end=rss_mb(),
+        )

@@ -36,6 +36,9 @@ class Sink:
         self._thread: threading.Thread | None = None
         self.stages = StageTimes()  # the pipeline hands in its own
 
+    def attach(self, pipeline) -> None:
+        """Called once the pipeline exists; a sink that serves live controls keeps it."""
+
     # -- to implement ---------------------------------------------------------------
     def open(self, width: int, height: int, fps: float) -> None:
         """Prepare for frames of this size; raise OutputError with advice if impossible."""

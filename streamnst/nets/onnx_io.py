@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from streamnst.core.atomic import atomic_path
-from streamnst.core.errors import DeviceError
+from streamnst.core.errors import DeviceError, OutputError
 from streamnst.nets.checkpoint_io import StyleCheckpoint
 
 
@@ -55,10 +55,21 @@ def export_bytes(ckpt: StyleCheckpoint, opset: int = 17) -> bytes:
     return proto.SerializeToString()
 
 
-def export_onnx(ckpt: StyleCheckpoint, path: str | os.PathLike, opset: int = 17) -> Path:
-    """Write the ONNX model atomically."""
-    data = export_bytes(ckpt, opset)
+def check_export_path(path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """Refuse an export that would clobber a file or is not named .onnx, before any work."""
     path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    if path.suffix.lower() != ".onnx":
+        raise OutputError(f"{path}: use an .onnx file name")
+    return path
+
+
+def export_onnx(ckpt: StyleCheckpoint, path: str | os.PathLike, opset: int = 17,
+                overwrite: bool = True) -> Path:
+    """Write the ONNX model atomically (checked first: see `check_export_path`)."""
+    path = check_export_path(path, overwrite)
+    data = export_bytes(ckpt, opset)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
