@@ -11,7 +11,7 @@ from streamnst.engine.flow import FlowEstimator, consistency_mask, flow_to_tenso
 from streamnst.media.imageio import read_image
 from streamnst.offline.metrics import warping_errors
 
-SINTEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "flow" / "sintel_clean"
+SINTEL = Path(__file__).resolve().parents[3] / "shared" / "data" / "flow" / "sintel_clean"
 
 
 def textured(h=96, w=128, seed=0):
