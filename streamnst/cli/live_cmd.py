@@ -46,19 +46,13 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
 
     Example: streamnst live --source webcam --output vcam --style great_wave
     """
-    import json
-    import threading
-
-    from rich.live import Live
-
-    from streamnst.cli.live_keys import handle_key, key_reader, status_table, window_overlay
+    from streamnst.cli.live_keys import window_overlay
     from streamnst.core.devices import limit_malloc_arenas
     from streamnst.engine.temporal import BlendSettings
     from streamnst.live.outputs import ServerOptions, open_live_io
     from streamnst.live.pipeline import Pipeline
     from streamnst.live.sinks import WindowSink
     from streamnst.live.sources import default_source_spec
-    from streamnst.live.webrtc import WebRTCSink
 
     limit_malloc_arenas()  # a long-running process: keep RSS from creeping
     blend_settings = BlendSettings(mode=blend, strength=strength)
@@ -88,12 +82,26 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
         sink.attach(pipeline)
         if isinstance(sink, WindowSink):
             sink.overlay = lambda: window_overlay(pipeline)
+    _run_until_done(pipeline, as_json)
+
+
+def _run_until_done(pipeline, as_json: bool) -> None:
+    """Start the pipeline, show the status panel and take keys until it ends or Ctrl+C,
+    then stop it and print the summary."""
+    import json
+    import threading
+
+    from rich.live import Live
+
+    from streamnst.cli.live_keys import handle_key, key_reader, status_table
+    from streamnst.live.webrtc import WebRTCSink
+
     stop = threading.Event()
     pipeline.start()
     for problem in pipeline.sink_problems:
         console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
                       soft_wrap=True)
-    for sink in sinks:  # the token goes to the user's terminal, never into a log
+    for sink in pipeline.sinks:  # the token goes to the user's terminal, never into a log
         if isinstance(sink, WebRTCSink) and sink.server.token:
             console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
     try:
