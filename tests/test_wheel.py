@@ -19,12 +19,14 @@ def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True,
-                   timeout=1200)
-    work = tmp_path / "elsewhere"  # not the repository: nothing can come from the checkout
-    work.mkdir()
+    # nothing from the caller's PYTHONPATH: pip would take a checkout on it for an installed
+    # streamnst and skip the wheel
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STREAMNST_HOME")}
     env.update(STREAMNST_HOME=str(tmp_path / "home"), COLUMNS="200")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True,
+                   timeout=1200, env=env)
+    work = tmp_path / "elsewhere"  # not the repository: nothing can come from the checkout
+    work.mkdir()
     exe = venv / "bin" / "streamnst"
     styles = subprocess.run([str(exe), "styles"], cwd=work, env=env, capture_output=True,
                             text=True, timeout=300)
