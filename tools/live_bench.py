@@ -80,7 +80,7 @@ def main() -> None:
                 s = run(resolve_media(args.clip), args.style, blend, args.seconds, args.sink,
                         scale, threads, args.rss_every, args.max_side)
                 print(json.dumps({k: s[k] for k in keep}), flush=True)
-                budgets.append((f"{blend} s={s.scale} t={s.threads}", s))
+                budgets.append((f"{blend} s={s['scale']} t={s['threads']}", s))
     print(stage_table(budgets))
 
 

@@ -119,11 +119,14 @@ def _error_line(message: object) -> None:
 
 def _sigterm_as_ctrl_c() -> None:
     """SIGTERM (`kill`, a service manager, a container stop) stops like Ctrl+C: threads
-    joined, recordings finished, training state saved."""
+    joined, recordings finished, training state saved. SIGINT always does, even when the
+    process started with it ignored (as a shell script's background job does): a
+    `kill -INT` must not be lost."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main() -> None:

