@@ -30,20 +30,17 @@ from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, 
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import run_padded
 from streamnst.nets.checkpoint_io import read_checkpoint_file, save_style
-from streamnst.nets.losses import (
-    content_loss,
-    gram,
-    motion_loss,
-    motion_views,
-    sparse_noise,
-    stability_loss,
-    style_loss,
-    tv_loss,
-)
+from streamnst.nets.losses import content_loss, gram, style_loss, tv_loss
 from streamnst.nets.vgg import VGGFeatures, load_vgg
 from streamnst.training import distributed, runfiles
 from streamnst.training.config import TrainConfig, check_resumable
 from streamnst.training.data import CropSampler, fingerprint, list_images
+from streamnst.training.stabilisation import (
+    motion_loss,
+    motion_views,
+    sparse_noise,
+    stability_loss,
+)
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "streamnst-train-state"

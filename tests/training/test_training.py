@@ -13,8 +13,8 @@ from torchvision.models import vgg16
 
 from streamnst.core.errors import InputError
 from streamnst.nets.checkpoint_io import load_style, read_checkpoint_file
-from streamnst.nets.losses import motion_views, smooth_random_flow
 from streamnst.nets.vgg import VGGFeatures
+from streamnst.training.stabilisation import motion_views, smooth_random_flow
 from streamnst.training.trainer import TrainConfig, Trainer
 
 LAYERS = ("relu1_2", "relu2_2")
