@@ -104,6 +104,11 @@ def _run_until_done(pipeline, as_json: bool) -> None:
     for sink in pipeline.sinks:  # the token goes to the user's terminal, never into a log
         if isinstance(sink, WebRTCSink) and sink.server.token:
             console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
+    # from here a signal only sets `stop`: an exception raised at an arbitrary point of the
+    # panel's or a library's code could be swallowed there (seen: one SIGINT in a few
+    # hundred during a style switch left the filter running)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
     try:
         with key_reader() as read_key, Live(status_table(pipeline), console=console,
                                             refresh_per_second=4,
