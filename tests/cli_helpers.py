@@ -23,3 +23,30 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     text = " ".join(result.stderr.split())
     for fragment in fragments:
         assert fragment in text, result.stderr
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now. A fixed or pid-derived number can sit in the
+    ephemeral range and be taken by any outgoing connection of a long test run."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_server(port: int, seconds: float = 60.0) -> bool:
+    """True once GET /api/state on 127.0.0.1:port answers 200."""
+    import http.client
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/api/state")
+            if conn.getresponse().status == 200:
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False

@@ -2,7 +2,6 @@
 virtual camera faked only at pyvirtualcam's own backend registry (no v4l2loopback here)."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import pyvirtualcam
-from cli_helpers import assert_clean_error, run_cli
+from cli_helpers import assert_clean_error, free_port, run_cli, wait_for_server
 from media import make_video, probe
 
 from streamnst.core.errors import InputError
@@ -177,17 +176,24 @@ def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phas
     signal, and the recording is valid."""
     import http.client
 
-    port = 47000 + (os.getpid() % 1000)
+    port = free_port()
     proc, rec = _live_recording(tmp_path, tiny_style, "-o", "webrtc", "--port", str(port))
-    if phase == "style switch":
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("POST", "/api/control", json.dumps({"style": str(tiny_style),
-                                                         "blend": "ema"}),
-                     {"Content-Type": "application/json"})
-        conn.getresponse().read()
-    t0 = time.monotonic()
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    try:
+        if phase == "style switch":
+            assert wait_for_server(port)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            # a bundled style: the API takes installed names only, never a path
+            conn.request("POST", "/api/control", json.dumps({"style": "the_scream",
+                                                             "blend": "ema"}),
+                         {"Content-Type": "application/json"})
+            assert conn.getresponse().status == 200
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:  # never leave a filter running behind a failed test: it would load the rest
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert time.monotonic() - t0 < 3.0  # one second for our threads, the rest is Python
     assert "Traceback" not in err, err
     assert proc.returncode == 0, err
@@ -198,7 +204,7 @@ def test_cli_signal_at_start_up_while_waiting_for_a_camera(tmp_path, tiny_style)
     """Start-up: `--source webrtc` waits for a browser's camera; SIGTERM ends it at once."""
     import http.client
 
-    port = 48000 + (os.getpid() % 1000)
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source", "webrtc",
                              "--port", str(port), "--style", str(tiny_style), "-o", "null"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
