@@ -202,21 +202,12 @@ def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phas
 
 def test_cli_signal_at_start_up_while_waiting_for_a_camera(tmp_path, tiny_style):
     """Start-up: `--source webrtc` waits for a browser's camera; SIGTERM ends it at once."""
-    import http.client
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source", "webrtc",
                              "--port", str(port), "--style", str(tiny_style), "-o", "null"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, up = time.time() + 60, False
-    while time.time() < deadline and not up:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/api/state")
-            up = conn.getresponse().status == 200
-        except OSError:
-            time.sleep(0.1)
-    assert up
+    assert wait_for_server(port)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
