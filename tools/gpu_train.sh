@@ -33,14 +33,12 @@ pack() {  # write-then-rename, so a lease ending mid-pack leaves the previous ta
    mv "$out/.logs.tar" "$out/logs.tar")
 }
 
-pids=()
 while read -r run name painting flags; do
   flags=${flags//@INIT/$init}
   # shellcheck disable=SC2086  # flags are words
   timeout -s TERM -k 60 "$deadline" python3 -m streamnst train "$here/styles/$painting" \
     --data "$photos" --out "$runs/$run.pth" --run-dir "$runs/$run.run" --name "$name" \
     "$@" $flags > "$runs/$run.log" 2>&1 &
-  pids+=($!)
   echo "started $run (pid $!)"
 done < <(grep -v -e '^#' -e '^[[:space:]]*$' "$jobs_file")
 
