@@ -3,11 +3,10 @@ and single-key controls."""
 
 from __future__ import annotations
 
-import signal
-
 import click
 
 from streamnst.cli.app import blend_options, cli, console, make_stylizer, out, stylizer_options
+from streamnst.core.signals import stop_requested
 from streamnst.live import LIVE_MAX_SIDE
 
 
@@ -89,14 +88,12 @@ def _run_until_done(pipeline, as_json: bool) -> None:
     """Start the pipeline, show the status panel and take keys until it ends or Ctrl+C,
     then stop it and print the summary."""
     import json
-    import threading
 
     from rich.live import Live
 
     from streamnst.cli.live_keys import handle_key, key_reader, status_table
     from streamnst.live.webrtc import WebRTCSink
 
-    stop = threading.Event()
     pipeline.start()
     for problem in pipeline.sink_problems:
         console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
@@ -104,12 +101,11 @@ def _run_until_done(pipeline, as_json: bool) -> None:
     for sink in pipeline.sinks:  # the token goes to the user's terminal, never into a log
         if isinstance(sink, WebRTCSink) and sink.server.token:
             console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
-    # from here a signal only sets `stop`: an exception raised at an arbitrary point of the
-    # panel's or a library's code could be swallowed there (seen: one SIGINT in a few
-    # hundred during a style switch left the filter running)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.set())
-    try:
+    # from here a signal only sets `stop` (seen: one SIGINT raised as an exception in a few
+    # hundred during a style switch was swallowed there and left the filter running); a
+    # second one while stop() finishes the recordings changes nothing, and every join in
+    # stop() has a timeout, so that cannot hang
+    with stop_requested() as stop:
         with key_reader() as read_key, Live(status_table(pipeline), console=console,
                                             refresh_per_second=4,
                                             transient=not console.is_terminal) as view:
@@ -118,13 +114,7 @@ def _run_until_done(pipeline, as_json: bool) -> None:
                 if key:
                     handle_key(key, pipeline, stop)
                 view.update(status_table(pipeline))
-    except KeyboardInterrupt:
-        pass
-    # shutting down: a second Ctrl+C or SIGTERM must not cut the recordings' finish short
-    # (every join in stop() has a timeout, so this cannot hang)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    summary = pipeline.stop()
+        summary = pipeline.stop()
     if as_json:
         out.print_json(json.dumps(summary.as_dict()))
     else:

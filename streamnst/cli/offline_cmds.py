@@ -18,6 +18,7 @@ from streamnst.cli.app import (
     progress_bar,
     stylizer_options,
 )
+from streamnst.core.signals import stop_requested
 
 
 @cli.command()
@@ -50,7 +51,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     info = stylizer.describe()
     console.print(f"style [bold]{info['style']}[/] ({info['arch']}) on {info['device']} "
                   f"{info['dtype']}")
-    with progress_bar() as progress:
+    with stop_requested() as stop, progress_bar() as progress:
         task = progress.add_task("stylising", total=None, info="")
 
         def on_start(total):
@@ -61,7 +62,8 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
             progress.update(task, completed=done, info=f"{speed:5.1f} fps" if speed else "")
 
         result = render_file(input_path, output_path, process, overwrite=overwrite,
-                             max_frames=max_frames, on_start=on_start, on_frame=on_frame)
+                             max_frames=max_frames, on_start=on_start, on_frame=on_frame,
+                             stop=stop)
     if result.interrupted:
         console.print(f"[yellow]interrupted[/]: {result.output} holds the first "
                       f"{result.frames} frames")

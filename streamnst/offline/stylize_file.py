@@ -7,6 +7,7 @@ no file; Ctrl+C during a video leaves a valid, playable file of the frames done.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,11 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool)
 def render_file(src: str | os.PathLike, dst: str | os.PathLike, process: Process, *,
                 overwrite: bool = False, max_frames: int | None = None,
                 on_start: Callable[[int | None], None] | None = None,
-                on_frame: Callable[[int], None] | None = None) -> RenderResult:
-    """Apply `process` to an image, or to every frame of a video (audio and fps kept)."""
+                on_frame: Callable[[int], None] | None = None,
+                stop: threading.Event | None = None) -> RenderResult:
+    """Apply `process` to an image, or to every frame of a video (audio and fps kept).
+
+    Setting `stop` (or a KeyboardInterrupt) ends a video early with the frames done."""
     check_paths(src, dst, overwrite)
     if is_image_path(src):
         if on_start:
@@ -63,7 +67,8 @@ def render_file(src: str | os.PathLike, dst: str | os.PathLike, process: Process
         if on_frame:
             on_frame(1)
         return RenderResult(Path(dst), 1, total=1)
-    return _render_video(Path(src), Path(dst), process, max_frames, on_start, on_frame)
+    return _render_video(Path(src), Path(dst), process, max_frames, on_start, on_frame,
+                         stop or threading.Event())
 
 
 def _close_quietly(encode: WriteBehind, writer) -> None:
@@ -76,7 +81,7 @@ def _close_quietly(encode: WriteBehind, writer) -> None:
 
 
 def _render_video(src: Path, dst: Path, process: Process, max_frames: int | None,
-                  on_start, on_frame) -> RenderResult:
+                  on_start, on_frame, stop: threading.Event) -> RenderResult:
     with VideoReader(src) as reader:
         total = reader.frame_count
         if max_frames is not None:
@@ -98,6 +103,9 @@ def _render_video(src: Path, dst: Path, process: Process, max_frames: int | None
                     done += 1
                     if on_frame:
                         on_frame(done)
+                    if stop.is_set():
+                        interrupted = True
+                        break
             except KeyboardInterrupt:
                 interrupted = True
             except BaseException:
