@@ -105,7 +105,7 @@ def _run_until_done(pipeline, as_json: bool) -> None:
     # hundred during a style switch was swallowed there and left the filter running); a
     # second one while stop() finishes the recordings changes nothing, and every join in
     # stop() has a timeout, so that cannot hang
-    with stop_requested() as stop:
+    with stop_requested(restore=False) as stop:
         with key_reader() as read_key, Live(status_table(pipeline), console=console,
                                             refresh_per_second=4,
                                             transient=not console.is_terminal) as view:

@@ -51,7 +51,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     info = stylizer.describe()
     console.print(f"style [bold]{info['style']}[/] ({info['arch']}) on {info['device']} "
                   f"{info['dtype']}")
-    with stop_requested() as stop, progress_bar() as progress:
+    with stop_requested(restore=False) as stop, progress_bar() as progress:
         task = progress.add_task("stylising", total=None, info="")
 
         def on_start(total):

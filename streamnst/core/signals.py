@@ -18,9 +18,12 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def stop_requested() -> Iterator[threading.Event]:
-    """While inside, SIGINT and SIGTERM set the yielded event; on leaving, the handlers
-    that were there before come back. Call from the main thread only."""
+def stop_requested(restore: bool = True) -> Iterator[threading.Event]:
+    """While inside, SIGINT and SIGTERM set the yielded event. On leaving, the handlers
+    that were there before come back, or with `restore=False` the signals are ignored
+    from then on: the process is finishing, and Python puts the default handlers (which
+    kill at once) back during its own shutdown, where a late signal would lose the exit
+    status. Call from the main thread only."""
     stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     for sig in _SIGNALS:
@@ -29,5 +32,5 @@ def stop_requested() -> Iterator[threading.Event]:
         yield stop
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if restore else signal.SIG_IGN)
 

@@ -134,6 +134,7 @@ class Pipeline:
         self._pending_blend: BlendSettings | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._loaders: list[threading.Thread] = []
         self._last_log = 0.0
         self.rss_start = rss_mb()
 
@@ -165,6 +166,7 @@ class Pipeline:
         thread = threading.Thread(target=load, args=(request,), name="style-loader",
                                   daemon=True)
         thread.start()
+        self._loaders = [t for t in self._loaders if t.is_alive()] + [thread]
         return thread
 
     @property
@@ -335,6 +337,10 @@ class Pipeline:
         if self._thread is not None:
             self._thread.join(timeout)
         self.source.stop(timeout)
+        # a style still loading is waited for: the process exiting under a thread that is
+        # inside torch's C++ aborted it ("terminate called without an active exception")
+        for loader in self._loaders:
+            loader.join(5.0)
         sink_errors = []
         for sink in self.sinks:
             try:

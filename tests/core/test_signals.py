@@ -26,3 +26,16 @@ def test_ctrl_c_outside_raises_again():
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+def test_without_restore_later_signals_are_ignored():
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with stop_requested(restore=False):
+            pass
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)  # would end the test run if not ignored
+        time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
