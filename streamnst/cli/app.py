@@ -75,10 +75,15 @@ def stylizer_options(f):
     f = click.option("--backend", default="torch", show_default=True,
                      type=click.Choice(["torch", "onnx"]),
                      help="torch, or onnx (ONNX Runtime, fp32; CUDA/TensorRT when installed).")(f)
+    f = click.option("--shading", default=None, type=click.FloatRange(0.0, 1.0),
+                     help="Give back this much (0-1) of the input's broad light and shade: "
+                          "faces keep their modelling and the glow some styles paint around "
+                          "people goes (default: the style's own setting).")(f)
     return f
 
 
-def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None):
+def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None,
+                  shading=None):
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
     from streamnst.nets.checkpoint_io import DEFAULT_STYLE
 
@@ -87,7 +92,7 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
                              "live` takes it; give a number from 0.1 to 1")
     settings = StylizerSettings(device=device, dtype=dtype,
                                 scale=1.0 if scale is None else scale, threads=threads,
-                                backend=backend, max_side=max_side or None)
+                                backend=backend, max_side=max_side or None, shading=shading)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 

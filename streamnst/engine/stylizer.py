@@ -19,6 +19,7 @@ from streamnst.core.devices import autocast, parse_dtype, pick_device
 from streamnst.core.errors import InputError
 from streamnst.core.frame import Frame, check_image
 from streamnst.core.stages import StageTimes
+from streamnst.engine.shading import keep_shading
 from streamnst.media.imageio import resize_to
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import UNet, run_padded
@@ -42,6 +43,9 @@ class StylizerSettings:
     max_side: int | None = None
     threads: int | None = None
     backend: str = "torch"  # torch | onnx (ONNX Runtime, fp32)
+    # how much of the input's broad light and shade to give back (engine/shading.py);
+    # None: the amount stored with the style
+    shading: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.scale <= 1.0:
@@ -52,6 +56,8 @@ class StylizerSettings:
             raise InputError(f"max side must be at least 16 pixels, got {self.max_side}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
+        if self.shading is not None and not 0.0 <= self.shading <= 1.0:
+            raise InputError(f"shading must be between 0 and 1, got {self.shading}")
         if self.backend not in ("torch", "onnx"):
             raise InputError(f"backend must be torch or onnx, got {self.backend!r}")
 
@@ -67,6 +73,7 @@ class Stylizer:
         if s.threads:
             torch.set_num_threads(s.threads)
         self.device = pick_device(s.device)
+        self.shading = s.shading if s.shading is not None else self.checkpoint.shading
         self.dtype = parse_dtype(s.dtype, self.device)
         self.native = False  # weights in self.dtype (else fp32 weights under autocast)
         self.stages = StageTimes()  # the pipeline hands in its own
@@ -111,7 +118,8 @@ class Stylizer:
         return {"style": self.name, "arch": self.checkpoint.arch, "backend": self.settings.backend,
                 "device": str(self.device),
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
-                "scale": self.settings.scale, "max_side": self.settings.max_side}
+                "scale": self.settings.scale, "max_side": self.settings.max_side,
+                "shading": self.shading}
 
     def scale_for(self, h: int, w: int) -> float:
         """The scale a frame of this size is stylised at: `scale` of the working size, which
@@ -135,7 +143,8 @@ class Stylizer:
                 ) -> np.ndarray:
         """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size.
 
-        The network works at `scale_for` the frame's size; `blend(work_input,
+        The network works at `scale_for` the frame's size, shading is given back at that
+        size; `blend(work_input,
         work_output)` (a temporal Blender) runs at that working size too, before the
         resize back, so a scaled or capped frame pays for flow and blending at that size.
         """
@@ -157,6 +166,9 @@ class Stylizer:
                     torch.cuda.synchronize()  # else the GPU's time shows up in from_tensor
             with timed("from_tensor"):
                 out = tensor_to_image(y)
+        if self.shading > 0.0:
+            with timed("shading"):
+                out = keep_shading(work, out, self.shading)
         if blend is not None:
             out = blend(work, out)
         if work is not image:

@@ -4,7 +4,7 @@ A streamnst checkpoint is a plain dict saved with `torch.save` and loaded with
 `weights_only=True` (no pickled code ever runs):
 
     format: "streamnst-style", version: int, arch: str, arch_args: dict,
-    state_dict: {name: tensor}, style: {name, image, thumbnail (uint8 HxWx3)},
+    state_dict: {name: tensor}, style: {name, image, thumbnail (uint8 HxWx3), shading},
     training: {settings that produced it}
 
 Raw pytorch/examples `fast_neural_style` state dicts load too, as TransformerNet.
@@ -48,6 +48,17 @@ class StyleCheckpoint:
     @property
     def num_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def shading(self) -> float:
+        """How much of the input's broad light and shade this style gives back by default
+        (engine/shading.py): chosen by eye per style and stored with it; 0 if none."""
+        value = self.style.get("shading", 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0.0 <= value <= 1.0:
+            raise CheckpointError(f"{self.path}: stored shading {value!r} is not a number "
+                                  "from 0 to 1")
+        return float(value)
 
 
 def bundled_dir() -> Path:

@@ -103,11 +103,23 @@ def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
             yield image
 
 
+def lab_moments(image: np.ndarray) -> np.ndarray:
+    """Mean and spread of L*, a* and b* (CIE Lab): the palette in six numbers."""
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    return np.concatenate([lab.mean(axis=0), lab.std(axis=0)])
+
+
+def colour_distance(image: np.ndarray, painting_moments: np.ndarray) -> float:
+    """Euclidean distance between an image's Lab moments and a painting's."""
+    return float(np.linalg.norm(lab_moments(image) - painting_moments))
+
+
 def style_distances(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray],
                     style_image: np.ndarray, vgg, every: int = 5, max_side: int = 256) -> dict:
     """Mean Gram distance to the style image and content distance to the original frames,
     normalised like the training losses (so numbers are comparable with them): style over
-    the VGG's style layers, content at its content layer."""
+    the VGG's style layers, content at its content layer. Also the palette's distance to
+    the painting (Lab moments) for the stylised and for the original frames."""
     from streamnst.media.imageio import resize_max_side
     from streamnst.nets.losses import content_loss, gram, style_loss
     from streamnst.nets.vgg import CONTENT_LAYER, STYLE_LAYERS
@@ -117,16 +129,22 @@ def style_distances(stylized: Iterable[np.ndarray], original: Iterable[np.ndarra
     with torch.no_grad():
         s_feats = vgg(_t(resize_max_side(style_image, max_side)))
         grams = {k: gram(s_feats[k]) for k in layers}
-        style_d, content_d = [], []
+        style_d, content_d, colour_s, colour_o = [], [], [], []
+        palette = lab_moments(style_image)
         for i, (s_img, o_img) in enumerate(zip(stylized, original, strict=False)):
             if i % every:
                 continue
+            colour_s.append(colour_distance(s_img, palette))
+            colour_o.append(colour_distance(o_img, palette))
             fs = vgg(_t(resize_max_side(s_img, max_side)))
             fo = vgg(_t(resize_max_side(o_img, max_side)))
             style_d.append(float(style_loss(fs, grams, dict.fromkeys(layers, 1.0))))
             content_d.append(float(content_loss(fs[content], fo[content])))
     return {"style_distance": float(np.mean(style_d)),
-            "content_distance": float(np.mean(content_d)), "style_frames": len(style_d)}
+            "content_distance": float(np.mean(content_d)),
+            "colour_distance": float(np.mean(colour_s)),
+            "colour_distance_original": float(np.mean(colour_o)),
+            "style_frames": len(style_d)}
 
 
 def plot_per_frame(report: WarpingReport, path: str | os.PathLike) -> None:

@@ -64,6 +64,9 @@ class TrainConfig:
     head: str = "plain"
     ends: str = "shuffle"
     init_from: str = ""  # a style checkpoint to start from (warm start)
+    # stored with the style: how much of the input's broad light and shade `stylize` and
+    # `live` give back by default (engine/shading.py); it changes no training step
+    shading: float = 0.0
     clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 200
@@ -92,6 +95,8 @@ class TrainConfig:
                      "motion_shift", "clip", "stab_start", "stab_ramp"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
+        if not 0.0 <= self.shading <= 1.0:
+            raise InputError(f"--shading must be between 0 and 1, got {self.shading}")
 
     @property
     def run_path(self) -> Path:

@@ -233,7 +233,7 @@ class Trainer:
         """The style file `stylize` and `live` load, with the settings that made it."""
         c = self.config
         style = {"name": c.style_name, "image": Path(c.style_image).name,
-                 "thumbnail": self.thumbnail()}
+                 "thumbnail": self.thumbnail(), "shading": c.shading}
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
                     if k not in ("out", "run_dir", "device", "data", "vgg", "init_from")}
         # file and folder names only: a checkpoint travels, the trainer's paths do not

@@ -91,3 +91,22 @@ def test_eval_cli_json_and_plot(tmp_path):
     assert data["ratio"] == pytest.approx(1.0)
     assert read_image(plot).shape == (360, 800, 3)
     assert_clean_error(run_cli("eval", tmp_path / "none.mp4", "--input", src), "not found")
+
+
+def test_colour_distance_sees_a_palette_moved_to_the_painting():
+    from streamnst.offline.metrics import colour_distance, lab_moments
+
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), (0, 0), 3)
+    painting = np.zeros((64, 64, 3), np.uint8)
+    painting[..., 0] = rng.integers(150, 250, (64, 64))  # warm, bright: a different palette
+    painting[..., 1] = rng.integers(60, 160, (64, 64))
+    palette = lab_moments(painting)
+    # Reinhard's transfer: the frame's Lab channels shifted and scaled to the painting's
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    mine = lab_moments(frame)
+    lab = (lab - mine[:3]) / mine[3:] * palette[3:] + palette[:3]
+    moved = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+    assert colour_distance(frame, palette) > 20
+    assert colour_distance(moved, palette) < 0.15 * colour_distance(frame, palette)
+    assert colour_distance(painting, palette) < 1e-3

@@ -81,9 +81,10 @@ def test_loss_decreases(photos):
 
 
 def test_checkpoint_loads_and_has_training_metadata(photos):
-    cfg = _config(photos, steps=3)
+    cfg = _config(photos, steps=3, shading=0.6)
     result = Trainer(cfg, vgg=_vgg()).run()
     ckpt = load_style(result.checkpoint)
+    assert ckpt.shading == 0.6  # stylize and live use it unless told otherwise
     assert ckpt.arch == "unet" and ckpt.arch_args["width"] == 4
     assert ckpt.training["step"] == 3 and ckpt.training["noise_weight"] == cfg.noise_weight
     # names, not this machine's paths
