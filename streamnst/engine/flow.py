@@ -61,6 +61,24 @@ def warp_image(image: np.ndarray, flow: np.ndarray, cubic: bool = True) -> np.nd
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def photometric_mask(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray,
+                     tolerance: float) -> np.ndarray:
+    """HxW float32 in [0, 1]: how far to trust `flow_ab` at each pixel of `a`, from how
+    well `b` warped onto a's grid matches `a` (1 where it matches, 0 at a mean absolute
+    difference of `tolerance`, in 0-255 units) and 0 where the flow leaves the frame.
+    An occluded or disoccluded pixel is matched to something else and fails the test, so
+    this one check does most of a forward-backward check's work for one flow, not two."""
+    h, w = flow_ab.shape[:2]
+    pos = _base_map(h, w) + flow_ab
+    warped = cv2.remap(b, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err = cv2.transform(cv2.absdiff(a, warped).astype(np.float32),
+                        np.full((1, a.shape[2]), 1.0 / a.shape[2], np.float32))
+    mask = np.clip(1.0 - err / tolerance, 0.0, 1.0)
+    outside = (pos[..., 0] < 0) | (pos[..., 0] > w - 1) | (pos[..., 1] < 0) | (pos[..., 1] > h - 1)
+    mask[outside] = 0.0
+    return mask
+
+
 def inside_mask(flow: torch.Tensor) -> torch.Tensor:
     """Nx1xHxW: 1 where p + flow(p) lands inside the image (a pixel that can be warped)."""
     _, _, h, w = flow.shape

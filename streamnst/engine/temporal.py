@@ -1,9 +1,9 @@
 """Frame-to-frame blending of stylised output: off, ema, or flow-guided.
 
 flow: the previous *output* is warped into the current frame with optical flow
-computed on the *input* frames, and blended only where the flow is reliable
-(forward-backward consistency): occluded and disoccluded pixels take the new
-stylisation, so moving objects leave no ghost trails. The blend is recursive, so
+computed on the *input* frames, and blended only where the flow is reliable (the
+previous input, warped the same way, matches the current one): occluded and disoccluded
+pixels take the new stylisation, so moving objects leave no ghost trails. The blend is recursive, so
 every output carries an exponentially decaying memory of earlier ones.
 """
 
@@ -14,14 +14,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from streamnst.core.errors import InputError
 from streamnst.core.frame import check_image
 from streamnst.core.stages import StageTimes
-from streamnst.engine.flow import FlowEstimator, consistency_mask, flow_to_tensor, warp, warp_image
+from streamnst.engine.flow import FlowEstimator, photometric_mask, warp_image
 from streamnst.media.imageio import resize_to
-from streamnst.media.tensors import image_to_tensor
 
 MODES = ("off", "ema", "flow")
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -42,17 +40,6 @@ class BlendSettings:
             raise InputError(f"blend strength must be between 0 and 0.95, got {self.strength}")
         if self.flow_max_side < 16:
             raise InputError("flow size must be at least 16 pixels")
-
-
-def _to_t(image: np.ndarray) -> torch.Tensor:
-    """Pixel values 0-255 (the photometric tolerance is in those units)."""
-    return image_to_tensor(image, "cpu").mul_(255.0)
-
-
-def _plane(t: torch.Tensor) -> np.ndarray:
-    """1xCxhxw tensor -> hxwxC float32 numpy (C=1 squeezed)."""
-    a = t[0].permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(a[..., 0] if a.shape[2] == 1 else a, dtype=np.float32)
 
 
 class Blender:
@@ -78,7 +65,6 @@ class Blender:
             self._flow = FlowEstimator(settings.flow_max_side, preset="fast")
         self.settings = settings
 
-    @torch.inference_mode()
     def __call__(self, inp: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         check_image(inp, "blend input")
         check_image(stylized, "stylised frame")
@@ -124,30 +110,25 @@ class Blender:
         cur_s, prev_s = resize_to(inp, small), self._prev_small
         if prev_s is None or (prev_s.shape[1], prev_s.shape[0]) != small:
             prev_s = resize_to(self._prev_in, small)
-        est = self._flow
         t0 = time.perf_counter()
-        f_cp = flow_to_tensor(est(cur_s, prev_s))  # current -> previous
-        f_pc = flow_to_tensor(est(prev_s, cur_s))
+        f_cp = self._flow(cur_s, prev_s)  # current -> previous
         self._flow_ms = (time.perf_counter() - t0) * 1000.0
         self.stages.add("flow", self._flow_ms)
-        mask = consistency_mask(f_cp, f_pc)
-        # photometric check: where the warped previous input does not match the current
-        # input (flow smoothed across an edge, lighting change), do not trust the flow
-        cur_t, prev_t = _to_t(cur_s), _to_t(prev_s)
-        err = (warp(prev_t, f_cp) - cur_t).abs().mean(1, keepdim=True)
-        mask = mask * (1.0 - err / self.settings.photo_tolerance).clamp(0.0, 1.0)
+        # one flow and a photometric check: a forward-backward check cost a second flow
+        # and 2.6 ms of small torch ops a frame for no steadier result (docs/benchmarks.md)
+        mask = photometric_mask(cur_s, prev_s, f_cp, self.settings.photo_tolerance)
         self.last_reliable = float(mask.mean())
         if self.last_reliable < self.settings.cut_threshold:
             self.cuts += 1
             return new, cur_s
         # erode unreliable areas by a pixel (flow bleeds across edges), then soften; in
         # OpenCV: torch's stride-1 max_pool2d alone took 1.3 ms a frame at flow size
-        mask = cv2.erode(_plane(mask), _KERNEL3)
+        mask = cv2.erode(mask, _KERNEL3)
         mask = cv2.blur(mask, (3, 3), borderType=cv2.BORDER_REPLICATE)
         # full size in OpenCV: grid_sample and element-wise torch ops on a 640x360 frame
         # took 20 ms of every frame here, remap and blendLinear a few
         scale = np.array([w / small[0], h / small[1]], np.float32)
-        flow = cv2.resize(_plane(f_cp) * scale, (w, h), interpolation=cv2.INTER_LINEAR)
+        flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
         # bicubic: the output is warped again every frame, and bilinear's slight blur
         # compounds (sharpness 96 against 110 bicubic, 122 unblended, on the demo clip)

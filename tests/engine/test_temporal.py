@@ -149,3 +149,28 @@ def test_bicubic_warp_keeps_detail_under_repeated_warps():
         lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
         sharp[mode] = float(lap[8:-8, 8:-8].var())
     assert sharp["bicubic"] > 1.5 * sharp["bilinear"]
+
+
+def test_photometric_mask_trusts_matches_and_refuses_occlusion_and_the_frame_edge():
+    from streamnst.engine.flow import photometric_mask
+
+    cur, prev = scene(3), scene(2)  # the square moved +4 px in x from prev to cur
+    h, w = cur.shape[:2]
+    true = np.zeros((h, w, 2), np.float32)
+    true[30:62, 22:54, 0] = -4.0  # cur's square pixels came from 4 px to the left in prev
+    mask = photometric_mask(cur, prev, true, tolerance=40.0)
+    assert mask[70:, :].mean() > 0.99 and mask[30:62, 22:54].mean() > 0.99  # exact matches
+    # the strip the square uncovered: flow 0 there finds the square in prev, not the wall
+    assert mask[30:62, 18:22].mean() < 0.2
+    # a flow that leaves the frame is refused whatever the colours
+    out = np.zeros_like(true)
+    out[..., 0] = -3.0
+    assert mask_cols(photometric_mask(cur, cur, out, 40.0), 0, 3) == 0.0
+    # estimated flow, as the blend uses it: most of the frame trusted, the seam not
+    est = FlowEstimator(max_side=None, preset="fast")(cur, prev)
+    estimated = photometric_mask(cur, prev, est, 40.0)
+    assert estimated.mean() > 0.85 and estimated[30:62, 18:22].mean() < 0.5
+
+
+def mask_cols(mask: np.ndarray, start: int, stop: int) -> float:
+    return float(mask[:, start:stop].max())
