@@ -66,6 +66,35 @@ def test_gallery_sheet_draws_painting_and_stylised_frames(tiny_style, tmp_path):
     assert tint[0] > tint[1]  # tinted_unet((1.5, -1.0, 0.5)): redder, less green
 
 
+def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
+    from conftest import tinted_unet
+
+    from streamnst.nets.checkpoint_io import save_style
+
+    style = save_style(tmp_path / "t.pth", tinted_unet((1.0, 0.0, 0.0)), "unet",
+                       style={"name": "t", "image": "vangogh_starry_night_1889.jpg"})
+    out, cache = tmp_path / "sheet.png", tmp_path / "cache"
+    tool("gallery_sheet.py", "--style", style, "--demo-frame", "4", "--width", "64",
+         "--height", "48", "--anchors", "--gatys-size", "64", "--gatys-iterations", "5",
+         "--cache", cache, "--out", out)
+    sheet = read_image(out).astype(float)
+    gap = 4
+    assert sheet.shape == (2 * (48 + gap) + gap, 4 * (64 + gap) + gap, 3)  # painting, demo,
+    # Gatys and the peer
+
+    def cell(row: int, col: int) -> np.ndarray:
+        y, x = gap + row * (48 + gap), gap + col * (64 + gap)
+        return sheet[y + 20:y + 48, x:x + 64]
+
+    (render,) = cache.glob("gatys_t_4_64_5.png")  # kept for the next run
+    gatys = read_image(render).astype(float)
+    assert max(gatys.shape[:2]) == 64
+    assert cell(1, 2).std() > 10 and cell(1, 3).std() > 10  # painted cells, not blanks
+    # the optimisation moved the frame towards the painting; the peer repainted it
+    assert np.abs(cell(1, 2) - cell(0, 1)).mean() > 3
+    assert np.abs(cell(1, 3) - cell(0, 1)).mean() > 10
+
+
 def test_gpu_check_script_is_sound_and_says_when_there_is_no_gpu(tmp_path):
     import torch
 

@@ -143,10 +143,9 @@ class Stylizer:
                 ) -> np.ndarray:
         """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size.
 
-        The network works at `scale_for` the frame's size, shading is given back at that
-        size; `blend(work_input,
-        work_output)` (a temporal Blender) runs at that working size too, before the
-        resize back, so a scaled or capped frame pays for flow and blending at that size.
+        The network works at `scale_for` the frame's size. Shading and `blend(work_input,
+        work_output)` (a temporal Blender) run at that working size too, before the resize
+        back, so a scaled or capped frame pays for them at that size.
         """
         check_image(image)
         h, w = image.shape[:2]
