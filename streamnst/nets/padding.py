@@ -14,17 +14,26 @@ def _pad_amounts(size: int, stride: int, margin: int) -> tuple[int, int]:
     return before, margin + extra - extra // 2
 
 
-def run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run `net` on Nx3xHxW of any size: reflect-pad to its stride and margin, crop back."""
+Pads = tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def padding_for(net: nn.Module, h: int, w: int) -> tuple[Pads, str]:
+    """How far to pad an HxW input for `net` (to its stride, plus its reflected margin),
+    and the mode: reflect, or replicate where the frame is too small to reflect."""
     inner = getattr(net, "module", net)  # a DistributedDataParallel wrapper's network
     stride = getattr(inner, "STRIDE", 1)
     margin = getattr(inner, "MARGIN", 0)
-    h, w = x.shape[-2:]
     top, bottom = _pad_amounts(h, stride, margin)
     left, right = _pad_amounts(w, stride, margin)
+    mode = "reflect" if max(top, bottom) < h and max(left, right) < w else "replicate"
+    return (top, bottom, left, right), mode
+
+
+def run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run `net` on Nx3xHxW of any size: reflect-pad to its stride and margin, crop back."""
+    h, w = x.shape[-2:]
+    (top, bottom, left, right), mode = padding_for(net, h, w)
     if top or bottom or left or right:
-        # reflect needs pad < size; replicate covers tiny inputs
-        mode = "reflect" if max(top, bottom) < h and max(left, right) < w else "replicate"
         x = F.pad(x, (left, right, top, bottom), mode=mode)
     y = net(x)
     return y[..., top:top + h, left:left + w]

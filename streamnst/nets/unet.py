@@ -41,6 +41,7 @@ UPSAMPLING = ("bilinear", "nearest")
 HEADS = ("identity", "plain")
 ENDS = ("full", "shuffle")
 DOWNSAMPLING = ("pool", "stride")
+PADDINGS = ("mixed", "reflect")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -108,7 +109,7 @@ class UNet(nn.Module):
 
     def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch",
                  up: str = "bilinear", down: str = "pool", fine_blocks: int = 0,
-                 head: str = "identity", ends: str = "full") -> None:
+                 head: str = "identity", ends: str = "full", pad: str = "mixed") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -122,6 +123,8 @@ class UNet(nn.Module):
             raise ValueError(f"ends must be one of {ENDS}, got {ends!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if pad not in PADDINGS:
+            raise ValueError(f"pad must be one of {PADDINGS}, got {pad!r}")
         if fine_blocks < 0:
             raise ValueError(f"fine_blocks must be >= 0, got {fine_blocks}")
         if width < 1:
@@ -136,23 +139,29 @@ class UNet(nn.Module):
             self.config["head"] = head
         if ends != "full":
             self.config["ends"] = ends
+        if pad != "mixed":
+            self.config["pad"] = pad
+        # outer: the full- and half-resolution convs; "mixed" zero-pads them (cheaper) and
+        # relies on the reflected margin, "reflect" leaves the network no zero border at
+        # all to tell where the frame ends
+        outer = "zeros" if pad == "mixed" else "reflect"
         self.head, self.ends = head, ends
         self.up_mode = up
         pool = down == "pool"
         stride = 1 if pool else 2
         shuffle = ends == "shuffle"
-        self.down1 = (ConvBlock(12, c1, norm=norm) if shuffle
-                      else ConvBlock(3, c1, stride=stride, norm=norm, pool=pool))
-        self.down2 = ConvBlock(c1, c2, stride=stride, norm=norm, pool=pool)
+        self.down1 = (ConvBlock(12, c1, norm=norm, pad=outer) if shuffle
+                      else ConvBlock(3, c1, stride=stride, norm=norm, pool=pool, pad=outer))
+        self.down2 = ConvBlock(c1, c2, stride=stride, norm=norm, pool=pool, pad=outer)
         self.down3 = ConvBlock(c2, c3, stride=stride, norm=norm, pad="reflect", pool=pool)
         self.res = nn.Sequential(*[ResidualBlock(c3, norm) for _ in range(res_convs // 2)])
         self.up1 = ConvBlock(c3 + c2, c2, norm=norm, pad="reflect")
         self.fine1 = nn.Sequential(*[ResidualBlock(c2, norm) for _ in range(fine_blocks)])
-        self.up2 = ConvBlock(c2 + c1, c1, norm=norm)
-        self.fine2 = nn.Sequential(*[ResidualBlock(c1, norm, pad="zeros")
+        self.up2 = ConvBlock(c2 + c1, c1, norm=norm, pad=outer)
+        self.fine2 = nn.Sequential(*[ResidualBlock(c1, norm, pad=outer)
                                      for _ in range(fine_blocks)])
-        self.up3 = ConvBlock(c1 + (12 if shuffle else 3), c1, norm="none")
-        self.out = nn.Conv2d(c1, 12 if shuffle else 3, 3, padding=1)
+        self.up3 = ConvBlock(c1 + (12 if shuffle else 3), c1, norm="none", pad=outer)
+        self.out = nn.Conv2d(c1, 12 if shuffle else 3, 3, padding=1, padding_mode=outer)
         if shuffle:
             _icnr_(self.out)
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from streamnst.core.errors import CheckpointError, InputError
 from streamnst.nets import UNet
-from streamnst.nets.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, UPSAMPLING
+from streamnst.nets.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, PADDINGS, UPSAMPLING
 from streamnst.nets.vgg import CONTENT_LAYER
 
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "ends",
+                    "pad",
                     "size",
                     "batch", "style_size", "seed", "content_layer", "style_layers", "init_from")
 # what runs saved before a setting existed used (where that differs from today's default)
@@ -63,6 +64,7 @@ class TrainConfig:
     down: str = "pool"
     head: str = "plain"
     ends: str = "shuffle"
+    pad: str = "mixed"
     init_from: str = ""  # a style checkpoint to start from (warm start)
     # stored with the style: how much of the input's broad light and shade `stylize` and
     # `live` give back by default (engine/shading.py); it changes no training step
@@ -84,7 +86,7 @@ class TrainConfig:
         if self.size % UNet.STRIDE:
             raise InputError(f"--size must be a multiple of {UNet.STRIDE}, got {self.size}")
         for name, allowed in (("norm", NORMS), ("head", HEADS), ("up", UPSAMPLING),
-                              ("down", DOWNSAMPLING), ("ends", ENDS)):
+                              ("down", DOWNSAMPLING), ("ends", ENDS), ("pad", PADDINGS)):
             if getattr(self, name) not in allowed:
                 raise InputError(f"--{name} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")
@@ -109,7 +111,7 @@ class TrainConfig:
 
     def new_network(self) -> UNet:
         return UNet(self.width, self.res_convs, self.norm, self.up, self.down,
-                    self.fine_blocks, self.head, self.ends)
+                    self.fine_blocks, self.head, self.ends, self.pad)
 
     def stab_factor(self, step: int) -> float:
         """How much of the noise and motion weights applies at `step` (0 to 1)."""

@@ -338,12 +338,16 @@ class Trainer:
         return TrainResult(self.step, False, Path(self.config.out), samples)
 
 def _warm_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The weights of the style checkpoint to start from; its network must be this run's."""
+    """The weights of the style checkpoint to start from; its network must be this run's
+    (the padding may differ: it changes no weight)."""
     from streamnst.nets.checkpoint_io import load_style
+
+    def shape(args: dict) -> dict:
+        return {k: v for k, v in args.items() if k != "pad"}
 
     ckpt = load_style(config.init_from)
     mine = config.new_network().config
-    if ckpt.arch != "unet" or ckpt.arch_args != mine:
+    if ckpt.arch != "unet" or shape(ckpt.arch_args) != shape(mine):
         raise InputError(f"--init-from {config.init_from}: its network is {ckpt.arch}"
                          f"{ckpt.arch_args}, this run trains unet{mine}; use the same "
                          "--width/--res-convs/--head")

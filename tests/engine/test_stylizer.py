@@ -94,3 +94,15 @@ def test_bad_frames_and_settings(tiny_style):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no CUDA"):
             Stylizer(tiny_style, StylizerSettings(device="cuda"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_frames_padded_as_bytes_match_the_padded_tensor_path(tiny_style, backend):
+    """stylize pads the uint8 frame in OpenCV (cheap); stylize_tensor pads the tensor
+    (run_padded): the same reflection, so the same picture, down to odd tiny sizes."""
+    rng = np.random.default_rng(1)
+    s = Stylizer(tiny_style, StylizerSettings(dtype="fp32", backend=backend))
+    for shape in [(360, 640, 3), (37, 51, 3), (5, 7, 3)]:
+        image = rng.integers(0, 255, shape, dtype=np.uint8)
+        direct = tensor_to_image(s.stylize_tensor(image_to_tensor(image, s.device)))
+        assert np.array_equal(s.stylize(image), direct), shape

@@ -212,10 +212,28 @@ def test_warm_start_begins_from_a_style_and_checks_its_network(photos):
     assert load_style(out2).training["init_from"] == "s.pth"
     with pytest.raises(InputError, match="--init-from"):
         Trainer(_config(photos, out=out2, width=8, init_from=first.config.out), vgg=_vgg())
+    # reflect padding everywhere changes no weight: a zero-padded style can start it
+    reflect = Trainer(_config(photos, out=str(photos / "r.pth"), pad="reflect",
+                              init_from=first.config.out), vgg=_vgg())
+    reflect.run()
+    assert load_style(photos / "r.pth").arch_args["pad"] == "reflect"
+
+
+def test_reflect_padding_leaves_no_zero_border():
+    from streamnst.nets import UNet
+
+    convs = [m for m in UNet(4, 2, pad="reflect", ends="shuffle").modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.padding_mode == "reflect" for c in convs)
+    mixed = [m.padding_mode for m in UNet(4, 2, ends="shuffle").modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert "zeros" in mixed and "reflect" in mixed  # today's default, unchanged
+    with pytest.raises(ValueError, match="pad must be one of"):
+        UNet(4, 2, pad="circular")
 
 
 def test_unknown_network_settings_are_one_line_errors(photos):
-    for bad in (dict(norm="bn"), dict(head="fancy")):
+    for bad in (dict(norm="bn"), dict(head="fancy"), dict(pad="circular")):
         with pytest.raises(InputError, match=next(iter(bad))):
             _config(photos, **bad)
 
