@@ -212,22 +212,24 @@ def test_warm_start_begins_from_a_style_and_checks_its_network(photos):
     assert load_style(out2).training["init_from"] == "s.pth"
     with pytest.raises(InputError, match="--init-from"):
         Trainer(_config(photos, out=out2, width=8, init_from=first.config.out), vgg=_vgg())
-    # reflect padding everywhere changes no weight: a zero-padded style can start it
-    reflect = Trainer(_config(photos, out=str(photos / "r.pth"), pad="reflect",
+    # the padding changes no weight: a zero-padded style can start an encoder-reflect run
+    reflect = Trainer(_config(photos, out=str(photos / "r.pth"), pad="encoder",
                               init_from=first.config.out), vgg=_vgg())
     reflect.run()
-    assert load_style(photos / "r.pth").arch_args["pad"] == "reflect"
+    assert load_style(photos / "r.pth").arch_args["pad"] == "encoder"
 
 
-def test_reflect_padding_leaves_no_zero_border():
+@pytest.mark.parametrize("ends", ["shuffle", "full"])
+def test_encoder_padding_leaves_the_trunk_no_zero_border(ends):
     from streamnst.nets import UNet
 
-    convs = [m for m in UNet(4, 2, pad="reflect", ends="shuffle").modules()
-             if isinstance(m, torch.nn.Conv2d)]
-    assert convs and all(c.padding_mode == "reflect" for c in convs)
-    mixed = [m.padding_mode for m in UNet(4, 2, ends="shuffle").modules()
-             if isinstance(m, torch.nn.Conv2d)]
-    assert "zeros" in mixed and "reflect" in mixed  # today's default, unchanged
+    def modes(net):
+        return {name: m.conv.padding_mode for name, m in net.named_children()
+                if name.startswith("down")}
+
+    assert modes(UNet(4, 2, pad="encoder", ends=ends)) == dict.fromkeys(
+        ("down1", "down2", "down3"), "reflect")
+    assert modes(UNet(4, 2, ends=ends))["down1"] == "zeros"  # today's files, unchanged
     with pytest.raises(ValueError, match="pad must be one of"):
         UNet(4, 2, pad="circular")
 
