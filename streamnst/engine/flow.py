@@ -74,8 +74,8 @@ def photometric_mask(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray,
     err = cv2.transform(cv2.absdiff(a, warped).astype(np.float32),
                         np.full((1, a.shape[2]), 1.0 / a.shape[2], np.float32))
     mask = np.clip(1.0 - err / tolerance, 0.0, 1.0)
-    outside = (pos[..., 0] < 0) | (pos[..., 0] > w - 1) | (pos[..., 1] < 0) | (pos[..., 1] > h - 1)
-    mask[outside] = 0.0
+    x, y = pos[..., 0], pos[..., 1]
+    mask[(x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)] = 0.0
     return mask
 
 

@@ -2,9 +2,10 @@
 
 flow: the previous *output* is warped into the current frame with optical flow
 computed on the *input* frames, and blended only where the flow is reliable (the
-previous input, warped the same way, matches the current one): occluded and disoccluded
-pixels take the new stylisation, so moving objects leave no ghost trails. The blend is recursive, so
-every output carries an exponentially decaying memory of earlier ones.
+previous input, warped the same way, matches the current one): occluded and
+disoccluded pixels take the new stylisation, so moving objects leave no ghost trails.
+The blend is recursive, so every output carries an exponentially decaying memory of
+earlier ones.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Blender:
         self._flow_ms = (time.perf_counter() - t0) * 1000.0
         self.stages.add("flow", self._flow_ms)
         # one flow and a photometric check: a forward-backward check cost a second flow
-        # and 2.6 ms of small torch ops a frame for no steadier result (docs/benchmarks.md)
+        # and 2.6 ms of small torch ops a frame, and was no steadier (docs/benchmarks.md)
         mask = photometric_mask(cur_s, prev_s, f_cp, self.settings.photo_tolerance)
         self.last_reliable = float(mask.mean())
         if self.last_reliable < self.settings.cut_threshold:

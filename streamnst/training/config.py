@@ -13,9 +13,8 @@ from streamnst.nets.vgg import CONTENT_LAYER
 
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "ends",
-                    "pad",
-                    "size",
-                    "batch", "style_size", "seed", "content_layer", "style_layers", "init_from")
+                    "pad", "size", "batch", "style_size", "seed", "content_layer",
+                    "style_layers", "init_from")
 # what runs saved before a setting existed used (where that differs from today's default)
 _LEGACY = {"head": "identity", "ends": "full", "init_from": "",
            "content_layer": "relu2_2",
