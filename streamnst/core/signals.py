@@ -33,4 +33,3 @@ def stop_requested(restore: bool = True) -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if restore else signal.SIG_IGN)
-

@@ -18,8 +18,6 @@ import numpy as np
 #: Gaussian sigma of the "coarse" luminance, in pixels of the working frame: wider than
 #: a brush stroke (a few pixels), narrower than the glow around a person.
 SIGMA = 4.0
-
-
 #: The coarse part is computed at this fraction of the size: a Gaussian this wide keeps
 #: nothing a quarter-size grid cannot hold, and it is 10x cheaper than at full size.
 _REDUCE = 4
