@@ -7,6 +7,10 @@ a whole window measured at the current scale; the first frames after a change ar
 new shape runs slower while kernels warm up), so a single slow frame never changes the
 picture. The up-prediction scales the whole frame time, fixed costs included, so it
 overestimates and a step up is not undone by the next window.
+
+A scale is kept while frames still come out at `tolerance` of the target rate (27 of 30 fps
+by default, the rate the live targets ask of full size): giving up a tenth of the
+resolution to win back the last few percent of frames is the worse trade for a viewer.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class AutoScale:
     window: int = 15
     warmup: int = 3
     headroom: float = 0.85  # step up only if predicted to use at most this much of the budget
+    tolerance: float = 0.9  # step down only below this fraction of the target rate
     index: int = 0
     changes: int = 0
     _samples: list[float] = field(default_factory=list, repr=False)
@@ -39,6 +44,8 @@ class AutoScale:
             raise InputError(f"target fps must be positive, got {self.target_fps}")
         if list(self.ladder) != sorted(self.ladder, reverse=True) or not self.ladder:
             raise InputError("the scale ladder must be a non-empty descending list")
+        if not 0.5 <= self.tolerance <= 1.0:
+            raise InputError(f"tolerance must be between 0.5 and 1, got {self.tolerance}")
         self._skip = self.warmup
 
     @property
@@ -72,8 +79,9 @@ class AutoScale:
         def predicted(s: float) -> float:
             return median_ms * (s / cur) ** 2
 
-        if median_ms > self.budget_ms:
-            # jump straight to the largest scale predicted to fit (else the smallest)
+        if median_ms > self.budget_ms / self.tolerance:
+            # jump straight to the largest scale predicted to fit the whole budget (else the
+            # smallest): aiming at the tolerated rate would step down again at the next bump
             for i in range(self.index + 1, len(self.ladder)):
                 if predicted(self.ladder[i]) <= self.budget_ms:
                     return i

@@ -32,6 +32,14 @@ def test_over_budget_jumps_to_the_largest_scale_predicted_to_fit():
     assert a.changes == 1
 
 
+def test_keeps_full_size_while_frames_come_within_tolerance():
+    a = AutoScale(30.0, warmup=0)  # 33.3 ms; tolerated up to 37.0 ms (27 fps)
+    assert feed(a, 36.0, 3 * a.window) == [] and a.scale == 1.0
+    assert feed(a, 38.0, a.window) == [0.9]  # 38 x 0.81 = 30.8 ms fits the whole budget
+    strict = AutoScale(30.0, warmup=0, tolerance=1.0)
+    assert feed(strict, 34.0, strict.window) == [0.9]
+
+
 def test_one_slow_frame_changes_nothing():
     a = AutoScale(30.0, warmup=0)
     assert feed(a, 10.0, 7) + feed(a, 900.0, 1) + feed(a, 10.0, 7) == []
@@ -81,6 +89,8 @@ def test_bad_settings():
         AutoScale(0.0)
     with pytest.raises(InputError, match="descending"):
         AutoScale(30.0, ladder=(0.5, 1.0))
+    with pytest.raises(InputError, match="tolerance"):
+        AutoScale(30.0, tolerance=1.5)
 
 
 def _wait(predicate, timeout: float = 30.0) -> bool:
