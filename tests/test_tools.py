@@ -4,6 +4,7 @@ numbers in docs/, so a change that breaks one must fail here, not in the next se
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,16 +96,24 @@ def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
     assert np.abs(cell(1, 3) - cell(0, 1)).mean() > 10
 
 
-def test_gpu_check_script_is_sound_and_says_when_there_is_no_gpu(tmp_path):
+def test_gpu_check_script_runs_every_part_and_says_when_there_is_no_gpu(tmp_path):
+    """The GPU machine is rare, so the script's CPU dry run keeps every part of it working:
+    the device tests, the bench table and a live run with its stage budget."""
     import torch
 
     script = TOOLS / "gpu_check.sh"
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    if torch.cuda.is_available():
-        return  # the real run is for the GPU machine (docs/benchmarks.md)
-    r = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 2 and "no CUDA device" in r.stderr
+    if not torch.cuda.is_available():
+        r = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and "no CUDA device" in r.stderr
+    r = subprocess.run(["bash", str(script), "--cpu", str(tmp_path)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert re.search(r"\b3 passed", r.stdout)
+    assert re.search(r"unet-w16 +eager-fp32 +320x180 +[0-9.]+", r.stdout)
+    live = json.loads((tmp_path / "live.json").read_text())
+    assert live["device"] == "cpu" and live["frames_out"] > 0
+    assert re.search(r"network +median +[0-9.]+ ms", r.stdout)
 
 
 def test_soak_one_minute_keeps_memory_threads_and_files_flat():
