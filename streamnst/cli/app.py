@@ -79,11 +79,15 @@ def stylizer_options(f):
                      help="Give back this much (0-1) of the input's broad light and shade: "
                           "faces keep their modelling and the glow some styles paint around "
                           "people goes (default: the style's own setting).")(f)
+    f = click.option("--canvas", default=None, type=click.FloatRange(0.0, 32.0),
+                     help="Strength (levels of 255) of the fixed grain the network paints "
+                          "flat walls from; 0 leaves them flat (default: the amount the "
+                          "style was trained with).")(f)
     return f
 
 
 def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None,
-                  shading=None):
+                  shading=None, canvas=None):
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
     from streamnst.nets.checkpoint_io import DEFAULT_STYLE
 
@@ -92,7 +96,8 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
                              "live` takes it; give a number from 0.1 to 1")
     settings = StylizerSettings(device=device, dtype=dtype,
                                 scale=1.0 if scale is None else scale, threads=threads,
-                                backend=backend, max_side=max_side or None, shading=shading)
+                                backend=backend, max_side=max_side or None, shading=shading,
+                                canvas=canvas)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 

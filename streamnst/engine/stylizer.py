@@ -20,11 +20,12 @@ from streamnst.core.devices import autocast, parse_dtype, pick_device
 from streamnst.core.errors import InputError
 from streamnst.core.frame import Frame, check_image
 from streamnst.core.stages import StageTimes
+from streamnst.engine.canvas import add_canvas
 from streamnst.engine.shading import keep_shading
 from streamnst.media.imageio import resize_to
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import UNet, run_padded
-from streamnst.nets.checkpoint_io import StyleCheckpoint, load_style
+from streamnst.nets.checkpoint_io import MAX_CANVAS, StyleCheckpoint, load_style
 from streamnst.nets.padding import padding_for
 
 __all__ = ["Stylizer", "StylizerSettings", "image_to_tensor", "tensor_to_image"]
@@ -48,6 +49,9 @@ class StylizerSettings:
     # how much of the input's broad light and shade to give back (engine/shading.py);
     # None: the amount stored with the style
     shading: float | None = None
+    # the grain (levels of 255) the network paints flat regions from (engine/canvas.py);
+    # None: the amount the style was trained with
+    canvas: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.scale <= 1.0:
@@ -60,6 +64,8 @@ class StylizerSettings:
             raise InputError(f"threads must be >= 1, got {self.threads}")
         if self.shading is not None and not 0.0 <= self.shading <= 1.0:
             raise InputError(f"shading must be between 0 and 1, got {self.shading}")
+        if self.canvas is not None and not 0.0 <= self.canvas <= MAX_CANVAS:
+            raise InputError(f"canvas must be between 0 and {MAX_CANVAS:g}, got {self.canvas}")
         if self.backend not in ("torch", "onnx"):
             raise InputError(f"backend must be torch or onnx, got {self.backend!r}")
 
@@ -76,6 +82,7 @@ class Stylizer:
             torch.set_num_threads(s.threads)
         self.device = pick_device(s.device)
         self.shading = s.shading if s.shading is not None else self.checkpoint.shading
+        self.canvas = s.canvas if s.canvas is not None else self.checkpoint.canvas
         self.dtype = parse_dtype(s.dtype, self.device)
         self.native = False  # weights in self.dtype (else fp32 weights under autocast)
         self.stages = StageTimes()  # the pipeline hands in its own
@@ -121,7 +128,7 @@ class Stylizer:
                 "device": str(self.device),
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
                 "scale": self.settings.scale, "max_side": self.settings.max_side,
-                "shading": self.shading}
+                "shading": self.shading, "canvas": self.canvas}
 
     def scale_for(self, h: int, w: int) -> float:
         """The scale a frame of this size is stylised at: `scale` of the working size, which
@@ -176,7 +183,8 @@ class Stylizer:
                 work = resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
         with torch.inference_mode():
             with timed("to_tensor"):
-                x, top, left = self._to_padded_tensor(work)
+                # the grain goes to the network only: shading and the flow see the frame
+                x, top, left = self._to_padded_tensor(add_canvas(work, self.canvas))
             with timed("network"):
                 y = self._forward(x, padded=True)
                 wh, ww = work.shape[:2]

@@ -4,7 +4,7 @@ A streamnst checkpoint is a plain dict saved with `torch.save` and loaded with
 `weights_only=True` (no pickled code ever runs):
 
     format: "streamnst-style", version: int, arch: str, arch_args: dict,
-    state_dict: {name: tensor}, style: {name, image, thumbnail (uint8 HxWx3), shading},
+    state_dict: {name: tensor}, style: {name, image, thumbnail (uint8 HxWx3), shading, canvas},
     training: {settings that produced it}
 
 Raw pytorch/examples `fast_neural_style` state dicts load too, as TransformerNet.
@@ -31,6 +31,8 @@ from streamnst.nets.transformer_net import clean_state_dict, looks_like_transfor
 FORMAT = "streamnst-style"
 VERSION = 1
 SUFFIX = ".pth"
+#: the strongest canvas grain a style may store (levels of 255): more is content, not weave
+MAX_CANVAS = 32.0
 
 
 @dataclass
@@ -53,11 +55,20 @@ class StyleCheckpoint:
     def shading(self) -> float:
         """How much of the input's broad light and shade this style gives back by default
         (engine/shading.py): chosen by eye per style and stored with it; 0 if none."""
-        value = self.style.get("shading", 0.0)
+        return self._stored_amount("shading", 1.0)
+
+    @property
+    def canvas(self) -> float:
+        """How strong (levels of 255) the grain this style paints flat regions from is
+        (engine/canvas.py): the amount it was trained with; 0 if none."""
+        return self._stored_amount("canvas", MAX_CANVAS)
+
+    def _stored_amount(self, key: str, top: float) -> float:
+        value = self.style.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not 0.0 <= value <= 1.0:
-            raise CheckpointError(f"{self.path}: stored shading {value!r} is not a number "
-                                  "from 0 to 1")
+                or not 0.0 <= value <= top:
+            raise CheckpointError(f"{self.path}: stored {key} {value!r} is not a number "
+                                  f"from 0 to {top:g}")
         return float(value)
 
 

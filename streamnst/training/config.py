@@ -8,13 +8,14 @@ from pathlib import Path
 
 from streamnst.core.errors import CheckpointError, InputError
 from streamnst.nets import UNet
+from streamnst.nets.checkpoint_io import MAX_CANVAS
 from streamnst.nets.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, PADDINGS, UPSAMPLING
 from streamnst.nets.vgg import CONTENT_LAYER
 
 # settings that must not change when a run is resumed
 _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "head", "ends",
                     "pad", "size", "batch", "style_size", "seed", "content_layer",
-                    "style_layers", "init_from")
+                    "style_layers", "init_from", "canvas")
 # what runs saved before a setting existed used (where that differs from today's default)
 _LEGACY = {"head": "identity", "ends": "full", "init_from": "",
            "content_layer": "relu2_2",
@@ -68,6 +69,9 @@ class TrainConfig:
     # stored with the style: how much of the input's broad light and shade `stylize` and
     # `live` give back by default (engine/shading.py); it changes no training step
     shading: float = 0.0
+    # the grain (levels of 255) added to every crop the network sees, and stored with the
+    # style for `stylize` and `live` (engine/canvas.py): strokes on flat walls
+    canvas: float = 0.0
     clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 200
@@ -98,6 +102,8 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
         if not 0.0 <= self.shading <= 1.0:
             raise InputError(f"--shading must be between 0 and 1, got {self.shading}")
+        if not 0.0 <= self.canvas <= MAX_CANVAS:
+            raise InputError(f"--canvas must be between 0 and {MAX_CANVAS:g}, got {self.canvas}")
 
     @property
     def run_path(self) -> Path:

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from streamnst.core.atomic import atomic_path, remove_partials
 from streamnst.core.devices import autocast, parse_dtype, pick_device
 from streamnst.core.errors import CheckpointError, InputError
+from streamnst.engine.canvas import add_canvas, canvas_grain
 from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import run_padded
@@ -166,7 +167,13 @@ class Trainer:
         if c.motion_weight > 0:
             flow, moved, mask = motion_views(x, c.motion_shift, 0.01, self.gen)
             views.append(moved)
-        inp = torch.cat(views).contiguous(memory_format=self.memory_format)
+        inp = torch.cat(views)
+        if c.canvas > 0:
+            # one grain per crop, the same in each of its views: live, the grain stays put
+            # while the picture moves (engine/canvas.py); the content target stays clean
+            grain = canvas_grain(n, x.shape[2], x.shape[3], self.gen).to(x.device)
+            inp = inp + (c.canvas / 255.0) * grain.repeat(len(views), 1, 1, 1)
+        inp = inp.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
             outs = run_padded(self.model, inp).split(n)
             y = outs[0]
@@ -233,7 +240,7 @@ class Trainer:
         """The style file `stylize` and `live` load, with the settings that made it."""
         c = self.config
         style = {"name": c.style_name, "image": Path(c.style_image).name,
-                 "thumbnail": self.thumbnail(), "shading": c.shading}
+                 "thumbnail": self.thumbnail(), "shading": c.shading, "canvas": c.canvas}
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
                     if k not in ("out", "run_dir", "device", "data", "vgg", "init_from")}
         # file and folder names only: a checkpoint travels, the trainer's paths do not
@@ -254,7 +261,7 @@ class Trainer:
         self.net.eval()
         row = [self.style_rgb]
         for img in self.sample_images:
-            x = image_to_tensor(img, self.device)
+            x = image_to_tensor(add_canvas(img, self.config.canvas), self.device)
             with autocast(self.device, self.dtype):
                 y = run_padded(self.net, x.contiguous(memory_format=self.memory_format))
             row += [img, tensor_to_image(y)]

@@ -81,10 +81,11 @@ def test_loss_decreases(photos):
 
 
 def test_checkpoint_loads_and_has_training_metadata(photos):
-    cfg = _config(photos, steps=3, shading=0.6)
+    cfg = _config(photos, steps=3, shading=0.6, canvas=3.0)
     result = Trainer(cfg, vgg=_vgg()).run()
     ckpt = load_style(result.checkpoint)
     assert ckpt.shading == 0.6  # stylize and live use it unless told otherwise
+    assert ckpt.canvas == 3.0 and ckpt.training["canvas"] == 3.0
     assert ckpt.arch == "unet" and ckpt.arch_args["width"] == 4
     assert ckpt.training["step"] == 3 and ckpt.training["noise_weight"] == cfg.noise_weight
     # names, not this machine's paths
@@ -168,6 +169,17 @@ def test_stabilisation_terms_change_the_gradients(photos, term):
     gb = torch.autograd.grad(terms["total"], list(b.net.parameters()))
     diff = sum((u - v).abs().sum() for u, v in zip(ga, gb, strict=True))
     assert diff > 1e-6
+
+
+def test_the_canvas_grain_reaches_the_network_in_training(photos):
+    a = Trainer(_config(photos, canvas=0.0), vgg=_vgg())
+    b = Trainer(_config(photos, canvas=8.0), vgg=_vgg())
+    b.net.load_state_dict(a.net.state_dict())
+    a.net.eval(), b.net.eval()
+    assert (_grads(a) - _grads(b)).abs().sum() > 1e-6
+    assert (_grads(a) - _grads(a)).abs().sum() == 0  # the same draws give the same step
+    with pytest.raises(InputError, match="--canvas must be between 0 and 32"):
+        _config(photos, canvas=50.0)
 
 
 def test_an_older_log_is_relaid_under_todays_header_on_resume(photos):
