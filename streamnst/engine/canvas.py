@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from streamnst.engine.flow import warp_image
+
 #: size of the grain's blobs, in pixels of the network's input: a few pixels, like a
 #: canvas weave under a brush stroke; coarser grain becomes content of its own
 CELL = 4
@@ -33,15 +35,56 @@ def canvas_grain(n: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _screen_grain(h: int, w: int) -> np.ndarray:
-    """The live path's one grain for a frame size, HxWx3 float32 (same on R, G and B)."""
+def screen_grain(h: int, w: int) -> np.ndarray:
+    """The live path's fixed grain for a frame size: HxW float32, unit spread, read-only."""
     grain = canvas_grain(1, h, w, torch.Generator().manual_seed(0))[0, 0].numpy()
-    return cv2.merge([grain, grain, grain])
+    grain.setflags(write=False)
+    return grain
+
+
+def add_grain(frame: np.ndarray, grain: np.ndarray, amount: float) -> np.ndarray:
+    """HxWx3 uint8 plus an HxW grain times `amount` levels, the same on R, G and B."""
+    delta = grain * np.float32(amount)
+    return cv2.add(frame, cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
 
 
 def add_canvas(frame: np.ndarray, amount: float) -> np.ndarray:
-    """HxWx3 uint8 with the screen grain added, `amount` levels (of 255) strong."""
+    """HxWx3 uint8 with the fixed screen grain added, `amount` levels (of 255) strong."""
     if amount <= 0.0:
         return frame
-    h, w = frame.shape[:2]
-    return cv2.add(frame, _screen_grain(h, w) * np.float32(amount), dtype=cv2.CV_8U)
+    return add_grain(frame, screen_grain(*frame.shape[:2]), amount)
+
+
+class MovingCanvas:
+    """The grain carried along by the picture's motion, frame to frame (after Bousseau et
+    al.'s texture advection for watercolour video): strokes painted from it then move with
+    a person instead of staying on the screen while they pass. Where the flow fails
+    (occlusions, a cut) the fixed screen grain takes over, so a wall a person uncovers
+    gets back the grain it had; a little of it is mixed in everywhere, every frame, so
+    blur and drift from repeated warping cannot build up."""
+
+    RELAX = 0.05  # share of the screen grain mixed back in every frame
+    STILL = 0.5  # px: slower motion is flow noise on flat areas (it would make walls creep)
+
+    def __init__(self) -> None:
+        self._grain: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._grain = None
+
+    def follow(self, flow: np.ndarray | None, reliable: np.ndarray | None,
+               size: tuple[int, int]) -> np.ndarray:
+        """The HxW grain for the current frame, given the flow from it to the previous
+        frame (HxWx2, None after a cut or at the start) and how far to trust it (HxW)."""
+        base = screen_grain(*size)
+        if flow is None or reliable is None or self._grain is None \
+                or self._grain.shape != base.shape:
+            self._grain = base
+            return base
+        moving = np.sum(flow * flow, axis=2) >= self.STILL ** 2
+        warped = warp_image(self._grain, flow * moving[..., None], cubic=False)
+        keep = reliable * np.float32(1.0 - self.RELAX)
+        grain = warped * keep + base * (1.0 - keep)
+        # mixing two grains lowers the spread; keep the strength the style was trained with
+        self._grain = grain / max(float(grain.std()), 1e-3)
+        return self._grain

@@ -9,7 +9,6 @@ import copy
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +21,7 @@ from streamnst.core.frame import Frame, check_image
 from streamnst.core.stages import StageTimes
 from streamnst.engine.canvas import add_canvas
 from streamnst.engine.shading import keep_shading
+from streamnst.engine.temporal import Blender
 from streamnst.media.imageio import resize_to
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import UNet, run_padded
@@ -165,13 +165,13 @@ class Stylizer:
         return x, top, left
 
     def stylize(self, image: np.ndarray,
-                blend: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-                ) -> np.ndarray:
+                blend: Blender | None = None) -> np.ndarray:
         """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size.
 
-        The network works at `scale_for` the frame's size. Shading and `blend(work_input,
-        work_output)` (a temporal Blender) run at that working size too, before the resize
-        back, so a scaled or capped frame pays for them at that size.
+        The network works at `scale_for` the frame's size. The canvas grain, shading and
+        the temporal `blend` run at that working size too, before the resize back, so a
+        scaled or capped frame pays for them at that size; the blend carries the grain
+        along with the motion.
         """
         check_image(image)
         h, w = image.shape[:2]
@@ -182,9 +182,14 @@ class Stylizer:
             with timed("resize"):
                 work = resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
         with torch.inference_mode():
+            if self.canvas > 0.0:
+                with timed("canvas"):  # to the network only: shading and the blend see work
+                    grained = blend.canvas(work, self.canvas) if blend is not None \
+                        else add_canvas(work, self.canvas)
+            else:
+                grained = work
             with timed("to_tensor"):
-                # the grain goes to the network only: shading and the flow see the frame
-                x, top, left = self._to_padded_tensor(add_canvas(work, self.canvas))
+                x, top, left = self._to_padded_tensor(grained)
             with timed("network"):
                 y = self._forward(x, padded=True)
                 wh, ww = work.shape[:2]

@@ -19,11 +19,21 @@ import numpy as np
 from streamnst.core.errors import InputError
 from streamnst.core.frame import check_image
 from streamnst.core.stages import StageTimes
+from streamnst.engine.canvas import MovingCanvas, add_grain
 from streamnst.engine.flow import FlowEstimator, photometric_mask, warp_image
 from streamnst.media.imageio import resize_to
 
 MODES = ("off", "ema", "flow")
 _KERNEL3 = np.ones((3, 3), np.uint8)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How the current input moved since the previous one."""
+
+    small: np.ndarray  # the current input at flow size (the next frame's previous)
+    flow: np.ndarray | None  # HxWx2 current -> previous at the frame's size; None: a cut
+    mask: np.ndarray | None  # HxW 0..1, how far to trust the flow at each pixel
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,8 @@ class Blender:
         self.settings = settings or BlendSettings()
         self._flow = FlowEstimator(self.settings.flow_max_side, preset="fast")
         self.stages = StageTimes()  # the pipeline hands in its own
-        self._flow_ms = 0.0
+        self._flow_ms = 0.0  # optical flow time so far (the blend's own time excludes it)
+        self._canvas = MovingCanvas()
         self.reset()
 
     def reset(self) -> None:
@@ -58,6 +69,8 @@ class Blender:
         self._prev_in: np.ndarray | None = None
         self._prev_small: np.ndarray | None = None  # _prev_in at flow size, from last flow
         self._prev_out: np.ndarray | None = None  # the last output, uint8
+        self._tracked: tuple[np.ndarray, Motion] | None = None  # this frame's motion
+        self._canvas.reset()
         self.last_reliable: float = 0.0
         self.cuts = 0
 
@@ -73,21 +86,39 @@ class Blender:
             raise InputError(f"input {inp.shape} and stylised {stylized.shape} sizes differ")
         s = self.settings
         t0 = time.perf_counter()
+        flow_before = self._flow_ms
         new = stylized
         self._follow_resize(inp.shape[:2])
-        same_size = self._prev_in is not None and self._prev_in.shape == inp.shape
         small = None
-        if s.mode == "off" or s.strength == 0 or not same_size:
+        if s.mode == "off" or s.strength == 0 or not self._continues(inp):
             out = new
         elif s.mode == "ema":
             out = cv2.addWeighted(self._prev_out, s.strength, new, 1 - s.strength, 0.0)
         else:
-            out, small = self._flow_blend(inp, new)
+            motion = self.track(inp)
+            small = motion.small
+            out = new if motion.flow is None else self._flow_blend(new, motion)
         self._prev_in, self._prev_small, self._prev_out = inp, small, out
+        self._tracked = None
         # "blend" is everything here but the optical flow itself
-        self.stages.add("blend", (time.perf_counter() - t0) * 1000.0 - self._flow_ms)
-        self._flow_ms = 0.0
+        flow_here = self._flow_ms - flow_before
+        self.stages.add("blend", (time.perf_counter() - t0) * 1000.0 - flow_here)
         return out
+
+    def canvas(self, inp: np.ndarray, amount: float) -> np.ndarray:
+        """`inp` with `amount` levels of canvas grain for the network (engine/canvas.py). In
+        flow mode the grain is carried along by the motion since the previous frame, so
+        the strokes painted from it move with the picture instead of staying on the screen;
+        otherwise it is the fixed screen grain."""
+        if amount <= 0.0:
+            return inp
+        self._follow_resize(inp.shape[:2])
+        motion = None
+        if self.settings.mode == "flow" and self._continues(inp):
+            motion = self.track(inp)
+        grain = self._canvas.follow(None if motion is None else motion.flow,
+                                    None if motion is None else motion.mask, inp.shape[:2])
+        return add_grain(inp, grain, amount)
 
     def _follow_resize(self, size: tuple[int, int]) -> None:
         """Carry the past over a change of working size with the same picture (an adaptive
@@ -103,9 +134,15 @@ class Blender:
         # as it is: the flow then compares two direct downsizes, not a resize of a resize
         self._prev_out = resize_to(self._prev_out, (w, h))
 
-    def _flow_blend(self, inp: np.ndarray, new: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """The blended output, and the input at flow size (the next frame's previous)."""
+    def _continues(self, inp: np.ndarray) -> bool:
+        """Whether `inp` follows the previous frame (the same size): the past applies."""
+        return self._prev_in is not None and self._prev_in.shape == inp.shape
+
+    def track(self, inp: np.ndarray) -> Motion:
+        """The motion from `inp` back to the previous input, computed once per frame (the
+        canvas and the blend share it)."""
+        if self._tracked is not None and self._tracked[0] is inp:
+            return self._tracked[1]
         h, w = inp.shape[:2]
         small = self._small_size(h, w)
         cur_s, prev_s = resize_to(inp, small), self._prev_small
@@ -113,29 +150,37 @@ class Blender:
             prev_s = resize_to(self._prev_in, small)
         t0 = time.perf_counter()
         f_cp = self._flow(cur_s, prev_s)  # current -> previous
-        self._flow_ms = (time.perf_counter() - t0) * 1000.0
-        self.stages.add("flow", self._flow_ms)
+        flow_ms = (time.perf_counter() - t0) * 1000.0
+        self._flow_ms += flow_ms
+        self.stages.add("flow", flow_ms)
         # one flow and a photometric check: a forward-backward check cost a second flow
         # and 2.6 ms of small torch ops a frame, and was no steadier (docs/benchmarks.md)
         mask = photometric_mask(cur_s, prev_s, f_cp, self.settings.photo_tolerance)
         self.last_reliable = float(mask.mean())
         if self.last_reliable < self.settings.cut_threshold:
             self.cuts += 1
-            return new, cur_s
-        # erode unreliable areas by a pixel (flow bleeds across edges), then soften; in
-        # OpenCV: torch's stride-1 max_pool2d alone took 1.3 ms a frame at flow size
-        mask = cv2.erode(mask, _KERNEL3)
-        mask = cv2.blur(mask, (3, 3), borderType=cv2.BORDER_REPLICATE)
-        # full size in OpenCV: grid_sample and element-wise torch ops on a 640x360 frame
-        # took 20 ms of every frame here, remap and blendLinear a few
-        scale = np.array([w / small[0], h / small[1]], np.float32)
-        flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+            motion = Motion(cur_s, None, None)
+        else:
+            # erode unreliable areas by a pixel (flow bleeds across edges), then soften; in
+            # OpenCV: torch's stride-1 max_pool2d alone took 1.3 ms a frame at flow size
+            mask = cv2.erode(mask, _KERNEL3)
+            mask = cv2.blur(mask, (3, 3), borderType=cv2.BORDER_REPLICATE)
+            # full size in OpenCV: grid_sample and element-wise torch ops on a 640x360
+            # frame took 20 ms of every frame here, remap and blendLinear a few
+            scale = np.array([w / small[0], h / small[1]], np.float32)
+            flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+            motion = Motion(cur_s, flow, mask)
+        self._tracked = (inp, motion)
+        return motion
+
+    def _flow_blend(self, new: np.ndarray, motion: Motion) -> np.ndarray:
+        """The previous output warped into this frame, blended where the flow holds."""
         # bicubic: the output is warped again every frame, and bilinear's slight blur
         # compounds (sharpness 96 against 110 bicubic, 122 unblended, on the demo clip)
-        warped = warp_image(self._prev_out, flow)
-        a = self.settings.strength * mask
-        return cv2.blendLinear(warped, new, a, 1.0 - a), cur_s
+        warped = warp_image(self._prev_out, motion.flow)
+        a = self.settings.strength * motion.mask
+        return cv2.blendLinear(warped, new, a, 1.0 - a)
 
     def _small_size(self, h: int, w: int) -> tuple[int, int]:
         s = min(1.0, self.settings.flow_max_side / max(h, w))
