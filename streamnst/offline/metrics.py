@@ -53,12 +53,16 @@ class WarpingReport:
     sharpness_stylized: float
     sharpness_original: float
     valid_fraction: float
+    # the ratio the first stylised frame would score held still: on a clip with little
+    # motion, what textured output costs under the flow's sub-pixel noise (warping a
+    # textured picture blurs it), not flicker; a smooth output scores near 1
+    frozen_ratio: float = float("nan")
     per_frame_stylized: list[float] = field(default_factory=list)
     per_frame_original: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
-        keys = ("ewarp_stylized", "ewarp_original", "ratio", "frames", "sharpness_stylized",
-                "sharpness_original", "valid_fraction")
+        keys = ("ewarp_stylized", "ewarp_original", "ratio", "frozen_ratio", "frames",
+                "sharpness_stylized", "sharpness_original", "valid_fraction")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -66,8 +70,8 @@ def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray
                    flow_max_side: int | None = 640) -> WarpingReport:
     """Warping error of `stylized` frames, and of `original` frames, over the same masks."""
     est = FlowEstimator(flow_max_side, preset="medium")
-    per_s, per_o, sharp_s, sharp_o, valid = [], [], [], [], []
-    prev = None
+    per_s, per_o, per_frozen, sharp_s, sharp_o, valid = [], [], [], [], [], []
+    prev = first = None
     frames = 0
     for s_img, o_img in zip(stylized, original, strict=False):
         check_image(s_img, "stylised frame")
@@ -86,13 +90,17 @@ def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray
             valid.append(float(mask.mean()))
             per_s.append(pair_warping_error(ps, s_img, mask, f_cn))
             per_o.append(pair_warping_error(po, o_img, mask, f_cn))
+            per_frozen.append(pair_warping_error(first, first, mask, f_cn))
+        first = s_img if first is None else first
         prev = (s_img, o_img)
     if frames < 2:
         raise InputError("warping error needs at least two frames")
     es, eo = float(np.nanmean(per_s)), float(np.nanmean(per_o))
-    return WarpingReport(es, eo, es / eo if eo > 0 else float("inf"), frames,
-                         float(np.mean(sharp_s)), float(np.mean(sharp_o)),
-                         float(np.mean(valid)), per_s, per_o)
+    frozen = float(np.nanmean(per_frozen))
+    inf = float("inf")
+    return WarpingReport(es, eo, es / eo if eo > 0 else inf, frames, float(np.mean(sharp_s)),
+                         float(np.mean(sharp_o)), float(np.mean(valid)),
+                         frozen / eo if eo > 0 else inf, per_s, per_o)
 
 
 def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:

@@ -44,6 +44,26 @@ def test_exact_warps_have_near_zero_error_and_flicker_raises_it():
     assert abs(noisy.ewarp_original - clean.ewarp_original) < 1e-9
 
 
+def test_frozen_ratio_shows_what_texture_costs_under_flow_noise():
+    """A still camera with sensor noise: the flow is noise of a fraction of a pixel, and
+    warping a finely textured picture by it scores an error though nothing flickers. The
+    frozen ratio is that part, measured on the first stylised frame held still."""
+    rng = np.random.default_rng(4)
+    scene = textured(seed=5)
+    clip = [np.clip(scene + rng.normal(0, 2.0, scene.shape), 0, 255).astype(np.uint8)
+            for _ in range(8)]
+    fine = rng.integers(0, 255, scene.shape, dtype=np.uint8)
+    smooth = cv2.GaussianBlur(fine, (0, 0), 6)
+    still_fine = warping_errors([fine] * 8, clip)
+    assert still_fine.frozen_ratio == pytest.approx(still_fine.ratio)
+    still_smooth = warping_errors([smooth] * 8, clip)
+    assert still_fine.frozen_ratio > 10 * still_smooth.frozen_ratio
+    flicker = [np.clip(smooth.astype(int) + rng.integers(-20, 21), 0, 255).astype(np.uint8)
+               for _ in range(8)]
+    flickering = warping_errors(flicker, clip)  # flicker raises the ratio, not the floor
+    assert flickering.ratio > 5 * flickering.frozen_ratio
+
+
 def test_disocclusion_is_masked():
     """A square moving over a static background: the band it uncovers is occluded."""
     bg = textured(seed=3)
