@@ -123,3 +123,14 @@ def test_soak_one_minute_keeps_memory_threads_and_files_flat():
     assert report["pass"], report
     assert report["style_switches"] >= 10 and all(n > 30 for n in report["frames_per_viewer"])
     assert report["frame_failures"] == 0
+
+
+def test_still_flicker_sees_the_flow_blend_steady_the_still_parts():
+    rows = {}
+    for blend in ("off", "flow"):
+        r = tool("still_flicker.py", "demo", "--style", "starry_night", "--frames", "12",
+                 "--blend", blend)
+        rows[blend] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rows["off"]["still_share"] > 0.3 and rows["off"]["frames"] == 12
+    assert 0 < rows["flow"]["still_change"] < 0.85 * rows["off"]["still_change"]
+    assert 0 <= rows["flow"]["still_jumps"] <= rows["off"]["still_jumps"]
