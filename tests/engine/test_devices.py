@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
-from streamnst.engine.temporal import Blender
+from streamnst.engine.temporal import BlendSettings
 from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import NullSink
 from streamnst.live.sources import PatternSource
@@ -60,7 +60,7 @@ def test_bench_times_each_backend_of_the_device(device):
 def test_live_pipeline_runs_on_the_device_with_the_flow_blend(device):
     stylizer = Stylizer("starry_night", StylizerSettings(device=device, max_side=160))
     pipe = Pipeline(PatternSource(160, 96, fps=30), stylizer, [NullSink()],
-                    blend=Blender().settings, max_frames=20).start()
+                    blend=BlendSettings(mode="flow"), max_frames=20).start()
     deadline = time.monotonic() + 60
     while not pipe.wait(0.1) and time.monotonic() < deadline:
         pass
