@@ -40,3 +40,10 @@ def tinted_unet(tint: tuple[float, float, float], width: int = 4) -> UNet:
     with torch.no_grad():
         net.out.bias.copy_(torch.tensor(tint))
     return net
+
+
+def style_with(tmp_path: Path, **stored) -> Path:
+    """A small tinted style saved with `stored` in its style metadata (a stored shading or
+    canvas amount, say), for tests of how a style's own settings are read."""
+    return save_style(tmp_path / "stored.pth", tinted_unet((1.0, -1.0, 0.5)), "unet",
+                      style={"name": "stored", **stored})

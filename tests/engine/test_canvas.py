@@ -8,14 +8,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import tinted_unet
+from conftest import style_with
 
 from streamnst.core.errors import CheckpointError
 from streamnst.engine.canvas import CELL, MovingCanvas, add_canvas, canvas_grain, screen_grain
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import Blender, BlendSettings
 from streamnst.nets import UNet
-from streamnst.nets.checkpoint_io import save_style
 
 
 def test_grain_is_smooth_unit_spread_noise_drawn_from_the_generator():
@@ -65,14 +64,9 @@ def test_a_network_paints_a_flat_wall_only_when_given_a_canvas():
     assert painted.std(axis=(0, 1)).min() > 3 * flat.std(axis=(0, 1)).max()
 
 
-def _style_with(tmp_path, canvas) -> object:
-    return save_style(tmp_path / "grained.pth", tinted_unet((1.0, -1.0, 0.5)), "unet",
-                      style={"name": "grained", "canvas": canvas})
-
-
 def test_the_style_stores_its_canvas_and_an_option_overrides_it(tmp_path):
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
-    path = _style_with(tmp_path, 5.0)
+    path = style_with(tmp_path, canvas=5.0)
     stored = Stylizer(path, StylizerSettings(dtype="fp32"))
     assert stored.canvas == 5.0 and stored.describe()["canvas"] == 5.0
     off = Stylizer(path, StylizerSettings(dtype="fp32", canvas=0.0))
@@ -85,7 +79,7 @@ def test_the_style_stores_its_canvas_and_an_option_overrides_it(tmp_path):
 @pytest.mark.parametrize("bad", [-1.0, 99.0, "lots", True])
 def test_a_bad_stored_canvas_is_one_clear_line(tmp_path, bad):
     with pytest.raises(CheckpointError, match="stored canvas .* is not a number from 0 to 32"):
-        Stylizer(_style_with(tmp_path, bad))
+        Stylizer(style_with(tmp_path, canvas=bad))
 
 
 def test_the_moving_canvas_stays_put_follows_motion_and_falls_back_where_flow_fails():

@@ -1,12 +1,12 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import tinted_unet
+from conftest import style_with
 
 from streamnst.core.errors import CheckpointError
 from streamnst.engine.shading import keep_shading
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
-from streamnst.nets.checkpoint_io import load_style, save_style
+from streamnst.nets.checkpoint_io import load_style
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,14 +62,9 @@ def test_half_an_amount_does_half_and_none_does_nothing():
         keep_shading(frame[:, :100], styled, 1.0)
 
 
-def _style_with(tmp_path, shading) -> object:
-    return save_style(tmp_path / "shaded.pth", tinted_unet((1.0, -1.0, 0.5)), "unet",
-                      style={"name": "shaded", "shading": shading})
-
-
 def test_the_style_stores_its_amount_and_an_option_overrides_it(tmp_path):
     frame, _, _ = _scene()
-    path = _style_with(tmp_path, 0.8)
+    path = style_with(tmp_path, shading=0.8)
     stored = Stylizer(path, StylizerSettings(dtype="fp32"))
     assert stored.shading == 0.8 and stored.describe()["shading"] == 0.8
     off = Stylizer(path, StylizerSettings(dtype="fp32", shading=0.0))
@@ -83,7 +78,7 @@ def test_the_style_stores_its_amount_and_an_option_overrides_it(tmp_path):
 @pytest.mark.parametrize("bad", [2.0, "lots", True])
 def test_a_bad_stored_amount_is_one_clear_line(tmp_path, bad):
     with pytest.raises(CheckpointError, match="stored shading .* is not a number from 0 to 1"):
-        Stylizer(_style_with(tmp_path, bad))
+        Stylizer(style_with(tmp_path, shading=bad))
 
 
 def test_styles_without_it_give_nothing_back(tiny_style):
