@@ -134,3 +134,20 @@ def test_still_flicker_sees_the_flow_blend_steady_the_still_parts():
     assert rows["off"]["still_share"] > 0.3 and rows["off"]["frames"] == 12
     assert 0 < rows["flow"]["still_change"] < 0.85 * rows["off"]["still_change"]
     assert 0 <= rows["flow"]["still_jumps"] <= rows["off"]["still_jumps"]
+
+
+def test_style_card_measures_a_style_against_its_gatys_anchor(tmp_path):
+    args = ("style_card.py", "--style", "starry_night", "--clip", "demo", "--frames", "6",
+            "--gatys-iterations", "3", "--anchors", tmp_path, "--json")
+    row = json.loads(tool(*args).stdout.strip().splitlines()[-1])[0]
+    anchor = tmp_path / "gatys_vangogh_starry_night_1889_384_3.png"
+    assert anchor.is_file() and read_image(anchor).shape[1] == 384
+    # the shipped style moves the frame towards the painting, in Gram and in palette
+    assert 0 < row["gram"] < row["gram_input"] and row["colour"] < row["colour_input"]
+    demo = row["demo"]
+    assert demo["warp"] > 0 and demo["frozen"] > 0 and demo["texture"] > 0
+    assert demo["still_share"] > 0.3 and demo["still_change"] >= 0
+    # a second card reuses the cached anchor instead of optimising again
+    stamp = anchor.stat().st_mtime_ns
+    again = json.loads(tool(*args).stdout.strip().splitlines()[-1])[0]
+    assert anchor.stat().st_mtime_ns == stamp and again["gram_gatys"] == row["gram_gatys"]

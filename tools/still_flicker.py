@@ -19,30 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 from streamnst.engine.stylizer import Stylizer
 from streamnst.engine.temporal import MODES, Blender, BlendSettings
 from streamnst.media.demo import resolve_media
-from streamnst.offline.metrics import read_frames
-
-STILL = 1.0  # levels: an input pixel that changed less than this did not move
-JUMP = 8.0  # levels: an output change this large is visible
-
-
-def still_flicker(frames: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
-    changes, jumps, shares = [], [], []
-    for i in range(1, min(len(frames), len(outputs))):
-        still = np.abs(frames[i].astype(np.float32) - frames[i - 1]).mean(axis=2) < STILL
-        if not still.any():
-            continue
-        change = np.abs(outputs[i].astype(np.float32) - outputs[i - 1]).mean(axis=2)[still]
-        changes.append(float(change.mean()))
-        jumps.append(float((change > JUMP).mean()))
-        shares.append(float(still.mean()))
-    return {"still_change": float(np.mean(changes)) if changes else float("nan"),
-            "still_jumps": float(np.mean(jumps)) if jumps else float("nan"),
-            "still_share": float(np.mean(shares)) if shares else 0.0}
+from streamnst.offline.metrics import read_frames, still_flicker
 
 
 def main() -> None:

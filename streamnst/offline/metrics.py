@@ -103,6 +103,30 @@ def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray
                          frozen / eo if eo > 0 else inf, per_s, per_o)
 
 
+STILL_LEVELS = 1.0  # an input pixel that changed less than this (of 255) did not move
+JUMP_LEVELS = 8.0  # an output change this large is visible
+
+
+def still_flicker(frames: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
+    """Flicker with no flow involved: at pixels whose input changed by under STILL_LEVELS
+    from the frame before, the output's mean change (levels of 255 per frame) and the share
+    of those pixels whose output jumped by more than JUMP_LEVELS (visible sparkles)."""
+    changes, jumps, shares = [], [], []
+    for i in range(1, min(len(frames), len(outputs))):
+        diff = np.abs(frames[i].astype(np.float32) - frames[i - 1]).mean(axis=2)
+        still = diff < STILL_LEVELS
+        if not still.any():
+            continue
+        change = np.abs(outputs[i].astype(np.float32) - outputs[i - 1]).mean(axis=2)[still]
+        changes.append(float(change.mean()))
+        jumps.append(float((change > JUMP_LEVELS).mean()))
+        shares.append(float(still.mean()))
+    nan = float("nan")
+    return {"still_change": float(np.mean(changes)) if changes else nan,
+            "still_jumps": float(np.mean(jumps)) if jumps else nan,
+            "still_share": float(np.mean(shares)) if shares else 0.0}
+
+
 def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
     with VideoReader(path) as reader:
         for i, image in enumerate(reader):
