@@ -151,3 +151,26 @@ def test_style_card_measures_a_style_against_its_gatys_anchor(tmp_path):
     stamp = anchor.stat().st_mtime_ns
     again = json.loads(tool(*args).stdout.strip().splitlines()[-1])[0]
     assert anchor.stat().st_mtime_ns == stamp and again["gram_gatys"] == row["gram_gatys"]
+
+
+def test_every_gallery_line_is_a_valid_train_command(tmp_path):
+    """styles/gallery.txt and the recipe in tools/train_gallery.sh are what retrains the
+    gallery: a mistyped flag there would only show hours into a training run."""
+    import shlex
+
+    from streamnst.cli.styles_cmds import train
+
+    script = (TOOLS / "train_gallery.sh").read_text()
+    recipe = shlex.split(re.search(r"^recipe=\((.*?)\)", script, re.S | re.M).group(1))
+    styles = TOOLS.parent / "styles"
+    lines = [line.split() for line in (styles / "gallery.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(lines) >= 8 and "--canvas" in recipe
+    for name, painting, *flags in lines:
+        assert (styles / painting).is_file(), painting
+        flags = [f.replace("@RUNS", str(tmp_path)).replace("@REPO", str(TOOLS.parent))
+                 for f in flags]
+        args = [str(styles / painting), "--data", str(tmp_path), "--out", "x.pth", *recipe,
+                *flags]
+        ctx = train.make_context("train", args)
+        assert ctx.params["canvas"] == 4 and ctx.params["steps"] >= 200, name
