@@ -8,7 +8,8 @@ style's own shading and canvas):
   (Laplacian variance of the output over the input's);
 - on each clip (default: the demo clip and one-by-one-person): the warping-error ratio, the
   ratio a frozen first frame would score (what the metric charges texture), texture, and
-  the output's change where the input is still (tools/still_flicker.py).
+  the output's change where the input is still (tools/still_flicker.py); all on the frames
+  as the live filter makes them, not re-encoded.
 
     python tools/style_card.py --style starry_night --style runs/new.pth [--frames 60]
         [--clip demo --clip ../shared/data/video/one-by-one-person-detection.mp4]
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,6 @@ from streamnst.offline.metrics import (
     still_flicker,
     warping_errors,
 )
-from streamnst.offline.stylize_file import render_file
 
 HERE = Path(__file__).resolve().parent
 STYLES_DIR = HERE.parent / "styles"
@@ -88,13 +87,13 @@ def gatys_anchor(frame: np.ndarray, painting: np.ndarray, key: str, cache: Path,
     return image
 
 
-def clip_row(stylizer: Stylizer, clip: Path, frames: int, work: Path) -> dict:
-    """Warping error (as `eval`), texture and still flicker with the default flow blend."""
-    out = work / f"{stylizer.name}_{clip.stem}.mp4"
+def clip_row(stylizer: Stylizer, clip: Path, frames: int) -> dict:
+    """Warping error (as `eval`), texture and still flicker with the default flow blend, on
+    the frames as the live filter hands them to a virtual camera: not re-encoded, since
+    H.264 adds flicker of its own to a textured picture."""
     blender = Blender(BlendSettings())
-    render_file(clip, out, lambda img: stylizer.stylize(img, blender), overwrite=True,
-                max_frames=frames)
-    inputs, outputs = list(read_frames(clip, frames)), list(read_frames(out, frames))
+    inputs = list(read_frames(clip, frames))
+    outputs = [stylizer.stylize(image, blender) for image in inputs]
     report = warping_errors(outputs, inputs)
     return {"warp": report.ratio, "frozen": report.frozen_ratio,
             "texture": report.sharpness_stylized / report.sharpness_original,
@@ -102,7 +101,7 @@ def clip_row(stylizer: Stylizer, clip: Path, frames: int, work: Path) -> dict:
 
 
 def card(style: str, clips: list[Path], frames: int, cache: Path, iterations: int,
-         vgg, work: Path) -> dict:
+         vgg) -> dict:
     ckpt = load_style(style)
     image = STYLES_DIR / str(ckpt.style.get("image", ""))
     if not image.is_file():
@@ -120,7 +119,7 @@ def card(style: str, clips: list[Path], frames: int, cache: Path, iterations: in
            "colour_input": colour_distance(frame, palette),
            "texture": laplacian_variance(out) / laplacian_variance(frame)}
     for clip in clips:
-        row[clip.stem] = clip_row(stylizer, clip, frames, work)
+        row[clip.stem] = clip_row(stylizer, clip, frames)
     return row
 
 
@@ -154,11 +153,9 @@ def main() -> None:
     clips = [resolve_media(c) for c in args.clip or DEFAULT_CLIPS]
     vgg = load_vgg()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for style in args.style:
-            rows.append(card(style, clips, args.frames, args.anchors, args.gatys_iterations,
-                             vgg, Path(tmp)))
-            print(f"{style}: done", flush=True)
+    for style in args.style:
+        rows.append(card(style, clips, args.frames, args.anchors, args.gatys_iterations, vgg))
+        print(f"{style}: done", flush=True)
     print(markdown(rows, clips))
     if args.json:
         print(json.dumps(rows))

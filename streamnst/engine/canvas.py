@@ -64,7 +64,6 @@ class MovingCanvas:
     blur and drift from repeated warping cannot build up."""
 
     RELAX = 0.05  # share of the screen grain mixed back in every frame
-    STILL = 0.5  # px: slower motion is flow noise on flat areas (it would make walls creep)
 
     def __init__(self) -> None:
         self._grain: np.ndarray | None = None
@@ -81,10 +80,8 @@ class MovingCanvas:
                 or self._grain.shape != base.shape:
             self._grain = base
             return base
-        moving = np.sum(flow * flow, axis=2) >= self.STILL ** 2
-        warped = warp_image(self._grain, flow * moving[..., None], cubic=False)
+        # the flow comes from Blender.track, which already zeroes a still camera's noise
+        warped = warp_image(self._grain, flow, cubic=False)
         keep = reliable * np.float32(1.0 - self.RELAX)
-        grain = warped * keep + base * (1.0 - keep)
-        # mixing two grains lowers the spread; keep the strength the style was trained with
-        self._grain = grain / max(float(grain.std()), 1e-3)
+        self._grain = warped * keep + base * (1.0 - keep)
         return self._grain

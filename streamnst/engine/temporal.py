@@ -24,6 +24,8 @@ from streamnst.engine.flow import FlowEstimator, photometric_mask, warp_image
 from streamnst.media.imageio import resize_to
 
 MODES = ("off", "ema", "flow")
+STILL_PX = 0.5  # px per frame
+UNCHANGED_LEVELS = 4.0  # mean |change| (of 255) at flow size under which a pixel is still
 _KERNEL3 = np.ones((3, 3), np.uint8)
 
 
@@ -150,6 +152,10 @@ class Blender:
             prev_s = resize_to(self._prev_in, small)
         t0 = time.perf_counter()
         f_cp = self._flow(cur_s, prev_s)  # current -> previous
+        # where the input did not change, nothing moved: the flow there is spill from a
+        # moving neighbour or noise, and warping the canvas or a textured output by it
+        # made still walls beside a moving hand sparkle
+        f_cp[_unchanged(cur_s, prev_s)] = 0.0
         flow_ms = (time.perf_counter() - t0) * 1000.0
         self._flow_ms += flow_ms
         self.stages.add("flow", flow_ms)
@@ -169,6 +175,9 @@ class Blender:
             # frame took 20 ms of every frame here, remap and blendLinear a few
             scale = np.array([w / small[0], h / small[1]], np.float32)
             flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
+            # slower than STILL_PX is the flow's noise on a still camera: warping a textured
+            # output (or the canvas) by it every frame made still walls shimmer
+            flow[np.sum(flow * flow, axis=2) < STILL_PX ** 2] = 0.0
             mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
             motion = Motion(cur_s, flow, mask)
         self._tracked = (inp, motion)
@@ -185,3 +194,10 @@ class Blender:
     def _small_size(self, h: int, w: int) -> tuple[int, int]:
         s = min(1.0, self.settings.flow_max_side / max(h, w))
         return max(8, round(w * s)), max(8, round(h * s))
+
+
+def _unchanged(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """HxW bool: pixels whose input changed by less than UNCHANGED_LEVELS (camera noise)."""
+    diff = cv2.transform(cv2.absdiff(cur, prev).astype(np.float32),
+                         np.full((1, cur.shape[2]), 1.0 / cur.shape[2], np.float32))
+    return diff < UNCHANGED_LEVELS

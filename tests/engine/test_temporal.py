@@ -58,6 +58,24 @@ def test_flow_blend_reduces_flicker_and_leaves_no_ghost():
     assert err(flow_out[t], square) < err(off_out[t], square) + 5
 
 
+def test_a_still_cameras_flow_noise_moves_nothing():
+    """Sub-pixel flow on a still background is noise: warping a textured output (and the
+    canvas) by it every frame made still walls shimmer, so the shared motion zeroes it,
+    and keeps the real motion of the square."""
+    b = Blender(BlendSettings(mode="flow", flow_max_side=128))
+    rng = np.random.default_rng(0)
+    frames = [np.clip(scene(t) + rng.normal(0, 2, scene(t).shape), 0, 255).astype(np.uint8)
+              for t in range(3)]
+    for t, frame in enumerate(frames):
+        motion = b.track(frame) if t else None
+        b(frame, flicker(frame, t))
+    raw = FlowEstimator(128)(frames[2], frames[1])[70:96]
+    assert np.abs(raw).max() > 0.01  # the estimator does see noise there
+    assert np.count_nonzero(motion.flow[70:96]) == 0
+    square = motion.flow[36:56, 10 + 4 * 2 + 6:10 + 4 * 2 + 26, 0]  # current -> previous
+    assert np.median(square) < -0.5
+
+
 def test_scene_cut_resets():
     b = Blender(BlendSettings(mode="flow", strength=0.9, flow_max_side=128))
     b(scene(0), scene(0))
