@@ -51,7 +51,7 @@ def test_temporal_report_measures_each_style_and_blend(tiny_style):
 
 def test_gallery_sheet_draws_painting_and_stylised_frames(tiny_style, tmp_path):
     out = tmp_path / "sheet.png"
-    tool("gallery_sheet.py", "--style", tiny_style, "--clip", "demo:2", "--demo-frame", "4",
+    tool("gallery_sheet.py", "--style", tiny_style, "--clip", "demo:2",
          "--width", "64", "--height", "48", "--out", out)
     sheet = read_image(out).astype(float)
     gap = 4  # contact_sheet's default
@@ -75,9 +75,8 @@ def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
     style = save_style(tmp_path / "t.pth", tinted_unet((1.0, 0.0, 0.0)), "unet",
                        style={"name": "t", "image": "vangogh_starry_night_1889.jpg"})
     out, cache = tmp_path / "sheet.png", tmp_path / "cache"
-    tool("gallery_sheet.py", "--style", style, "--demo-frame", "4", "--width", "64",
-         "--height", "48", "--anchors", "--gatys-size", "64", "--gatys-iterations", "5",
-         "--cache", cache, "--out", out)
+    tool("gallery_sheet.py", "--style", style, "--width", "64", "--height", "48",
+         "--anchors", "--gatys-iterations", "5", "--anchors-dir", cache, "--out", out)
     sheet = read_image(out).astype(float)
     gap = 4
     assert sheet.shape == (2 * (48 + gap) + gap, 4 * (64 + gap) + gap, 3)  # painting, demo,
@@ -87,9 +86,10 @@ def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
         y, x = gap + row * (48 + gap), gap + col * (64 + gap)
         return sheet[y + 20:y + 48, x:x + 64]
 
-    (render,) = cache.glob("gatys_t_4_64_5.png")  # kept for the next run
+    # kept for the next run, under the painting's name, as tools/style_card.py keeps it
+    (render,) = cache.glob("gatys_vangogh_starry_night_1889_384_5.png")
     gatys = read_image(render).astype(float)
-    assert max(gatys.shape[:2]) == 64
+    assert max(gatys.shape[:2]) == 384
     assert cell(1, 2).std() > 10 and cell(1, 3).std() > 10  # painted cells, not blanks
     # the optimisation moved the frame towards the painting; the peer repainted it
     assert np.abs(cell(1, 2) - cell(0, 1)).mean() > 3

