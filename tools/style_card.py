@@ -56,8 +56,9 @@ def anchor_frame(index: int = ANCHOR_FRAME) -> np.ndarray:
     raise SystemExit(f"the demo clip has no frame {index}")
 
 
-def gram_distance(image: np.ndarray, painting: np.ndarray, vgg) -> float:
-    """The training style loss between an image and the painting, both at SIZE px."""
+def gram_distances(painting: np.ndarray, vgg, *images: np.ndarray) -> list[float]:
+    """The training style loss between each image and the painting, all at SIZE px (the
+    painting's Gram matrices computed once)."""
     import torch
 
     from streamnst.media.tensors import image_to_tensor
@@ -68,9 +69,10 @@ def gram_distance(image: np.ndarray, painting: np.ndarray, vgg) -> float:
         return vgg(image_to_tensor(resize_max_side(x, SIZE), torch.device("cpu")))
 
     layers = [n for n in STYLE_LAYERS if n in vgg.layers]
+    weights = dict.fromkeys(layers, 1.0)
     with torch.no_grad():
         target = {k: gram(v) for k, v in feats(painting).items() if k in layers}
-        return float(style_loss(feats(image), target, dict.fromkeys(layers, 1.0)))
+        return [float(style_loss(feats(image), target, weights)) for image in images]
 
 
 def gatys_anchor(frame: np.ndarray, painting: np.ndarray, key: str, cache: Path,
@@ -101,21 +103,19 @@ def clip_row(stylizer: Stylizer, clip: Path, frames: int) -> dict:
             **still_flicker(inputs, outputs)}
 
 
-def card(style: str, clips: list[Path], frames: int, cache: Path, iterations: int,
-         vgg) -> dict:
+def card(style: str, frame: np.ndarray, clips: list[Path], frames: int, cache: Path,
+         iterations: int, vgg) -> dict:
     ckpt = load_style(style)
     image = STYLES_DIR / str(ckpt.style.get("image", ""))
     if not image.is_file():
         raise SystemExit(f"{style}: its painting {image.name!r} is not in styles/")
     painting = read_image(image)
     stylizer = Stylizer(ckpt, StylizerSettings())
-    frame = anchor_frame()
     out = stylizer.stylize(frame)
     gatys = gatys_anchor(frame, painting, image.stem, cache, iterations)
     palette = lab_moments(painting)
-    row = {"style": style, "gram": gram_distance(out, painting, vgg),
-           "gram_gatys": gram_distance(gatys, painting, vgg),
-           "gram_input": gram_distance(frame, painting, vgg),
+    gram, gram_gatys, gram_input = gram_distances(painting, vgg, out, gatys, frame)
+    row = {"style": style, "gram": gram, "gram_gatys": gram_gatys, "gram_input": gram_input,
            "colour": colour_distance(out, palette),
            "colour_input": colour_distance(frame, palette),
            "texture": laplacian_variance(out) / laplacian_variance(frame)}
@@ -152,10 +152,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     clips = [resolve_media(c) for c in args.clip or DEFAULT_CLIPS]
-    vgg = load_vgg()
+    vgg, frame = load_vgg(), anchor_frame()
     rows = []
     for style in args.style:
-        rows.append(card(style, clips, args.frames, args.anchors, args.gatys_iterations, vgg))
+        rows.append(card(style, frame, clips, args.frames, args.anchors,
+                         args.gatys_iterations, vgg))
         print(f"{style}: done", flush=True)
     print(markdown(rows, clips))
     if args.json:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train (or continue training) every style of styles/gallery.txt, one at a time: the shared
-# recipe below plus each style's own flags from that list (they come last, so they win). Safe to rerun after any interruption: a
-# finished style is skipped, a started one resumes.
+# recipe below plus each style's own flags from that list (they come last, so they win).
+# Safe to rerun after any interruption: a finished style is skipped, a started one resumes.
 #   bash tools/train_gallery.sh RUNS_DIR PHOTOS_DIR [extra train flags...]
 # Results: RUNS_DIR/<name>.pth plus RUNS_DIR/<name>.run (samples/, styles/step_N.pth);
 # look at the sample grids, then copy the best step into checkpoints/<name>.pth.

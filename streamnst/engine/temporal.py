@@ -152,13 +152,13 @@ class Blender:
             prev_s = resize_to(self._prev_in, small)
         t0 = time.perf_counter()
         f_cp = self._flow(cur_s, prev_s)  # current -> previous
+        flow_ms = (time.perf_counter() - t0) * 1000.0
+        self._flow_ms += flow_ms
+        self.stages.add("flow", flow_ms)
         # where the input did not change, nothing moved: the flow there is spill from a
         # moving neighbour or noise, and warping the canvas or a textured output by it
         # made still walls beside a moving hand sparkle
         f_cp[_unchanged(cur_s, prev_s)] = 0.0
-        flow_ms = (time.perf_counter() - t0) * 1000.0
-        self._flow_ms += flow_ms
-        self.stages.add("flow", flow_ms)
         # one flow and a photometric check: a forward-backward check cost a second flow
         # and 2.6 ms of small torch ops a frame, and was no steadier (docs/benchmarks.md)
         mask = photometric_mask(cur_s, prev_s, f_cp, self.settings.photo_tolerance)
