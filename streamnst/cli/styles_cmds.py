@@ -90,33 +90,36 @@ def _train_options(f):
     return f
 
 
-@cli.command()
-@click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of training photos (searched recursively).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Style checkpoint to write (rewritten at every checkpoint).")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Training state, losses.csv and sample grids (default: OUT's stem + .run).")
-@click.option("--name", default="", help="Style name (default: the image's file name).")
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly.")
-@click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1", show_default=True)
-@click.option("--style-layer-weights", default="0.5,1,1,1", show_default=True)
-@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A torchvision VGG16/VGG19 state dict (default: the bundled ImageNet VGG19).")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default="auto", show_default=True,
-              type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
-@_train_options
-def train(style_image, data, out, run_dir, name, resume, style_layers, style_layer_weights,
-          vgg, device, dtype, **settings):
-    """Train a style network on a painting: noise- and motion-stabilised, resumable.
+def _run_options(f):
+    """The options `train` and `train-bank` share: where, resume, layers, loss network."""
+    for option in reversed((
+        click.option("--data", required=True,
+                     type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder of training photos (searched recursively)."),
+        click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Checkpoint to write (rewritten at every checkpoint)."),
+        click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Training state, losses.csv and sample grids "
+                                        "(default: OUT's stem + .run)."),
+        click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly."),
+        click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1",
+                     show_default=True),
+        click.option("--style-layer-weights", default="0.5,1,1,1", show_default=True),
+        click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="A torchvision VGG16/VGG19 state dict (default: the bundled "
+                          "ImageNet VGG19)."),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--dtype", default="auto", show_default=True,
+                     type=click.Choice(["auto", "fp32", "bf16", "fp16"])),
+    )):
+        f = option(f)
+    return _train_options(f)
 
-    Example: streamnst train styles/hokusai_great_wave_c1831.jpg --data photos/ --out wave.pth
-    """
+
+def _config(style_image, data, out, run_dir, name, resume, style_layers, style_layer_weights,
+            vgg, device, dtype, **settings):
     from streamnst.core.errors import InputError
-    from streamnst.training.config import check_run_dir
-    from streamnst.training.trainer import TrainConfig, Trainer
+    from streamnst.training.config import TrainConfig, check_run_dir
 
     try:
         weights = tuple(float(w) for w in style_layer_weights.split(","))
@@ -130,8 +133,48 @@ def train(style_image, data, out, run_dir, name, resume, style_layers, style_lay
     if Path(out).exists() and not resume and not (config.run_path / "state.pth").exists():
         console.print(f"note: {out} exists and will be replaced by this run's checkpoints")
     check_run_dir(config, resume)
+    return config
+
+
+@cli.command()
+@click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", default="", help="Style name (default: the image's file name).")
+@_run_options
+def train(style_image, resume, **options):
+    """Train a style network on a painting: noise- and motion-stabilised, resumable.
+
+    Example: streamnst train styles/hokusai_great_wave_c1831.jpg --data photos/ --out wave.pth
+    """
+    from streamnst.training.trainer import Trainer
+
+    config = _config(style_image, resume=resume, **options)
     with console.status("loading photos and the loss network"):
         trainer = Trainer(config)
+    _run_training(trainer, resume)
+
+
+@cli.command("train-bank")
+@click.argument("style_list", type=click.Path(dir_okay=False, path_type=Path))
+@_run_options
+def train_bank(style_list, resume, **options):
+    """Train one network for many paintings (a style bank, OUT ending in .bank.pth).
+
+    STYLE_LIST has a line per painting: NAME PAINTING [STYLE_WEIGHT], paintings relative to
+    the list. Each step trains one painting in turn; the trunk is shared.
+
+    Example: streamnst train-bank styles/bank.txt --data photos/ --out gallery.bank.pth
+    """
+    from streamnst.core.errors import InputError
+    from streamnst.nets.checkpoint_io import BANK_SUFFIX
+    from streamnst.training.bank import BankTrainer, read_style_list
+
+    if not str(options["out"]).endswith(BANK_SUFFIX):
+        raise InputError(f"--out must end in {BANK_SUFFIX} (so 'streamnst styles' lists "
+                         "every style it holds)")
+    styles = read_style_list(style_list)
+    config = _config(style_list, name="", resume=resume, **options)
+    with console.status("loading photos, paintings and the loss network"):
+        trainer = BankTrainer(config, styles)
     _run_training(trainer, resume)
 
 

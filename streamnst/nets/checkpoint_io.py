@@ -8,6 +8,13 @@ A streamnst checkpoint is a plain dict saved with `torch.save` and loaded with
     training: {settings that produced it}
 
 Raw pytorch/examples `fast_neural_style` state dicts load too, as TransformerNet.
+
+A style bank (`*.bank.pth`, nets/conditional.py) holds many styles on one shared trunk:
+
+    format: "streamnst-bank", version, arch_args (the UNet's), trunk: {name: tensor},
+    styles: [{name, image, thumbnail, shading, canvas, modulation: {norm: 4xC}}], training
+
+Each of its styles is listed and loaded by name like a style file of its own.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from streamnst.nets import ARCHITECTURES, build_model
 from streamnst.nets.transformer_net import clean_state_dict, looks_like_transformer_net
 
 FORMAT = "streamnst-style"
+BANK_FORMAT = "streamnst-bank"
 VERSION = 1
 SUFFIX = ".pth"
+BANK_SUFFIX = ".bank.pth"
 #: the strongest canvas grain a style may store (levels of 255): more is content, not weave
 MAX_CANVAS = 32.0
 
@@ -46,6 +55,8 @@ class StyleCheckpoint:
     model: nn.Module
     style: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    #: for a style from a bank: the bank file (its styles share this network's trunk)
+    bank: Path | None = None
 
     @property
     def num_params(self) -> int:
@@ -98,9 +109,28 @@ def available_styles() -> dict[str, Path]:
     """Style name -> checkpoint path; a user's style shadows a bundled one of the same name."""
     found: dict[str, Path] = {}
     for directory in reversed(style_dirs()):
+        for path in sorted(directory.glob(f"*{BANK_SUFFIX}")):
+            found.update(dict.fromkeys(_bank_names(path), path))
         for path in sorted(directory.glob(f"*{SUFFIX}")):
-            found[path.stem] = path
+            if not path.name.endswith(BANK_SUFFIX):
+                found[path.stem] = path
     return dict(sorted(found.items()))
+
+
+_bank_index: dict[Path, tuple[float, list[str]]] = {}
+
+
+def _bank_names(path: Path) -> list[str]:
+    """The style names a bank file holds (read once per file version); [] if unreadable."""
+    try:
+        mtime = path.stat().st_mtime
+        cached = _bank_index.get(path)
+        if cached is None or cached[0] != mtime:
+            names = [s["name"] for s in _check_bank(path, read_checkpoint_file(path))["styles"]]
+            _bank_index[path] = (mtime, names)
+        return _bank_index[path][1]
+    except (CheckpointError, OSError):
+        return []
 
 
 DEFAULT_STYLE = "starry_night"
@@ -187,13 +217,19 @@ def _load_state(path: Path, model: nn.Module, state: dict, what: str) -> None:
 
 
 def load_style(name_or_path: str | os.PathLike) -> StyleCheckpoint:
-    """Load a style by name or path; any problem is a CheckpointError naming the file."""
+    """Load a style by name or path; any problem is a CheckpointError naming the file.
+    A bank's path loads its first style; a name loads that style from its bank."""
     path = resolve_style(name_or_path)
     data = read_checkpoint_file(path)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not a style checkpoint (a {type(data).__name__})")
     if data.get("format") == FORMAT:
         return _from_streamnst(path, data)
+    if data.get("format") == BANK_FORMAT:
+        bank = _check_bank(path, data)
+        names = [s["name"] for s in bank["styles"]]
+        want = str(name_or_path)
+        return style_from_bank(path, bank, names.index(want) if want in names else 0)
     if looks_like_transformer_net(data):
         model = build_model("transformer_net")
         _load_state(path, model, clean_state_dict(data), "a pytorch/examples TransformerNet")
@@ -233,3 +269,67 @@ def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
 
 def _fmt_args(args: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(args.items()))
+
+
+def save_bank(path: str | os.PathLike, bank: nn.Module, styles: list[dict],
+              training: dict | None = None) -> Path:
+    """Write a StyleBank with one metadata dict per style (name, image, thumbnail, shading,
+    canvas), atomically."""
+    if len(styles) != bank.styles:
+        raise CheckpointError(f"the bank holds {bank.styles} styles, {len(styles)} described")
+    payload = {
+        "format": BANK_FORMAT, "version": VERSION, "arch": "unet",
+        "arch_args": bank.unet_args(),
+        "trunk": {k: v.detach().cpu().clone() for k, v in bank.trunk_state().items()},
+        "styles": [{**meta, "modulation": bank.modulation(i)} for i, meta in enumerate(styles)],
+        "training": dict(training or {}),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def _check_bank(path: Path, data: object) -> dict:
+    """The bank's dict if every field has the type and range a bank needs."""
+    if not isinstance(data, dict) or data.get("format") != BANK_FORMAT:
+        raise CheckpointError(f"{path}: not a style bank")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path}: bank version {version!r} is newer than this "
+                              f"streamnst supports ({VERSION}); upgrade streamnst")
+    styles = data.get("styles")
+    if not isinstance(data.get("arch_args"), dict) or not isinstance(data.get("trunk"), dict) \
+            or not isinstance(styles, list) or not styles:
+        raise CheckpointError(f"{path}: a style bank needs arch_args, trunk and styles")
+    for entry in styles:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                or not isinstance(entry.get("modulation"), dict):
+            raise CheckpointError(f"{path}: every bank style needs a name and a modulation")
+    return data
+
+
+def style_from_bank(path: Path, data: dict, index: int) -> StyleCheckpoint:
+    """Style `index` of a checked bank as a plain UNet style (its modulation in the norms)."""
+    entry = data["styles"][index]
+    args = data["arch_args"]
+    try:
+        model = build_model("unet", **args)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad arguments for unet: {exc}") from None
+    state = dict(data["trunk"])
+    for norm, rows in entry["modulation"].items():
+        if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.shape[0] != 4:
+            raise CheckpointError(f"{path}: style {entry['name']}: modulation {norm} is not 4xC")
+        for i, key in enumerate(("weight", "bias", "running_mean", "running_var")):
+            state[f"{norm}.{key}"] = rows[i]
+    own = model.state_dict()
+    for key in own:  # batch-norm step counters are not kept per style
+        if key.endswith("num_batches_tracked"):
+            state.setdefault(key, own[key])
+    _load_state(path, model, state, f"unet({_fmt_args(args)})")
+    model.eval()
+    style = {k: v for k, v in entry.items() if k != "modulation"}
+    return StyleCheckpoint(name=entry["name"], path=path, arch="unet", arch_args=dict(args),
+                           model=model, style=style, training=dict(data.get("training") or {}),
+                           bank=path)

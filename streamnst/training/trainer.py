@@ -108,7 +108,8 @@ class Trainer:
                                            enabled=self.dtype == torch.float16)
         self.gen = torch.Generator().manual_seed(config.seed)
         self.step = 0
-        self.style_grams = self._style_grams()
+        self.style_weight = config.style_weight
+        self.style_grams = self._style_grams(self.style_rgb)
         self.layer_weights = dict(zip(config.style_layers, config.style_layer_weights,
                                       strict=True))
         self.board = (runfiles.open_board(config.run_path)
@@ -123,9 +124,13 @@ class Trainer:
         state = {"format": STATE_FORMAT, "version": 1, "config": asdict(self.config),
                  "step": self.step, "model": self.net.state_dict(),
                  "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
-                 "processes": self.dist.world}
+                 "processes": self.dist.world, **self._state_extra()}
         with atomic_path(self.state_path) as tmp:
             torch.save(state, tmp)
+
+    def _state_extra(self) -> dict:
+        """What a subclass saves in the state besides the shared fields."""
+        return {}
 
     def load_state(self) -> None:
         """Continue from the run directory's state; settings that shape the run must match."""
@@ -136,6 +141,7 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CheckpointError(f"{path}: not a streamnst training state")
         check_resumable(state["config"], self.config, path)
+        self._check_state_extra(state, path)
         processes = int(state.get("processes", 1))
         if processes != self.dist.world:
             raise CheckpointError(f"{path}: was trained by {processes} process(es), not "
@@ -146,10 +152,13 @@ class Trainer:
         self.gen.set_state(state["generator"])
         self.step = int(state["step"])
 
+    def _check_state_extra(self, state: dict, path: Path) -> None:
+        """A subclass refuses a state its own saved fields do not fit."""
+
     # ----- losses --------------------------------------------------------------------
     @torch.no_grad()
-    def _style_grams(self) -> dict[str, torch.Tensor]:
-        s = image_to_tensor(self.style_rgb, self.device).contiguous(
+    def _style_grams(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+        s = image_to_tensor(rgb, self.device).contiguous(
             memory_format=self.memory_format)
         feats = self.vgg(s)
         return {name: gram(feats[name]) for name in self.config.style_layers}
@@ -183,7 +192,7 @@ class Trainer:
                               upto=c.content_layer)
         terms = {
             "content": c.content_weight * content_loss(fy[c.content_layer], fx[c.content_layer]),
-            "style": c.style_weight * style_loss(fy, self.style_grams, self.layer_weights),
+            "style": self.style_weight * style_loss(fy, self.style_grams, self.layer_weights),
             "tv": c.tv_weight * tv_loss(y.float()),
         }
         i = 1

@@ -10,14 +10,12 @@ import pytest
 import torch
 from cli_helpers import assert_clean_error, run_cli
 from torchvision.models import vgg16
+from train_helpers import random_vgg, tiny_config
 
 from streamnst.core.errors import InputError
 from streamnst.nets.checkpoint_io import load_style, read_checkpoint_file
-from streamnst.nets.vgg import VGGFeatures
 from streamnst.training.stabilisation import motion_views, smooth_random_flow
 from streamnst.training.trainer import TrainConfig, Trainer
-
-LAYERS = ("relu1_2", "relu2_2")
 
 
 @pytest.fixture
@@ -45,25 +43,14 @@ def random_vgg_file(tmp_path):
 
 
 def _config(root, **kw) -> TrainConfig:
-    base = dict(style_image=str(root / "style.png"), data=str(root / "photos"),
-                out=str(root / "out" / "s.pth"), size=32, batch=2, style_size=40, width=4,
-                res_convs=2, steps=6, checkpoint_every=3, num_samples=2, device="cpu",
-                dtype="fp32", content_layer="relu2_2", style_layers=LAYERS,
-                style_layer_weights=(1.0, 1.0), lr=5e-3, stab_start=0, stab_ramp=0)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def _vgg() -> VGGFeatures:
-    torch.manual_seed(1)
-    return VGGFeatures(vgg16(weights=None).features.state_dict(), "torchvision", LAYERS,
-                       arch="vgg16")
+    return tiny_config(str(root / "style.png"), str(root / "photos"),
+                       str(root / "out" / "s.pth"), **kw)
 
 
 def test_loss_decreases(photos):
     # a random VGG's content features are touchy: a light content weight lets style lead
     t = Trainer(_config(photos, steps=40, noise_weight=0, motion_weight=0, content_weight=0.2),
-                vgg=_vgg())
+                vgg=random_vgg())
     fixed = t.sampler.batch(4, torch.Generator().manual_seed(9))
 
     def losses() -> dict[str, float]:
@@ -82,7 +69,7 @@ def test_loss_decreases(photos):
 
 def test_checkpoint_loads_and_has_training_metadata(photos):
     cfg = _config(photos, steps=3, shading=0.6, canvas=3.0)
-    result = Trainer(cfg, vgg=_vgg()).run()
+    result = Trainer(cfg, vgg=random_vgg()).run()
     ckpt = load_style(result.checkpoint)
     assert ckpt.shading == 0.6  # stylize and live use it unless told otherwise
     assert ckpt.canvas == 3.0 and ckpt.training["canvas"] == 3.0
@@ -98,11 +85,11 @@ def test_checkpoint_loads_and_has_training_metadata(photos):
 
 
 def test_resume_reproduces_an_uninterrupted_run(photos):
-    straight = Trainer(_config(photos, run_dir=str(photos / "a")), vgg=_vgg())
+    straight = Trainer(_config(photos, run_dir=str(photos / "a")), vgg=random_vgg())
     straight.run()
-    half = Trainer(_config(photos, run_dir=str(photos / "b"), steps=3), vgg=_vgg())
+    half = Trainer(_config(photos, run_dir=str(photos / "b"), steps=3), vgg=random_vgg())
     half.run()
-    resumed = Trainer(_config(photos, run_dir=str(photos / "b")), vgg=_vgg())
+    resumed = Trainer(_config(photos, run_dir=str(photos / "b")), vgg=random_vgg())
     resumed.run(resume=True)
     assert resumed.step == 6
     for k, v in straight.net.state_dict().items():
@@ -112,30 +99,30 @@ def test_resume_reproduces_an_uninterrupted_run(photos):
 
 
 def test_resume_refuses_changed_architecture(photos):
-    Trainer(_config(photos, steps=3), vgg=_vgg()).run()
+    Trainer(_config(photos, steps=3), vgg=random_vgg()).run()
     from streamnst.core.errors import CheckpointError
     with pytest.raises(CheckpointError, match="width=4"):
-        Trainer(_config(photos, width=8), vgg=_vgg()).run(resume=True)
+        Trainer(_config(photos, width=8), vgg=random_vgg()).run(resume=True)
 
 
 def test_resume_with_more_steps_extends_a_finished_run(photos):
-    Trainer(_config(photos, steps=3), vgg=_vgg()).run()
-    longer = Trainer(_config(photos, steps=5), vgg=_vgg())
+    Trainer(_config(photos, steps=3), vgg=random_vgg()).run()
+    longer = Trainer(_config(photos, steps=5), vgg=random_vgg())
     longer.run(resume=True)
     assert longer.step == 5
     assert load_style(longer.config.out).training["steps"] == 5
 
 
 def test_runs_saved_before_fine_blocks_resume_as_fine_blocks_0(photos):
-    first = Trainer(_config(photos, steps=3), vgg=_vgg())
+    first = Trainer(_config(photos, steps=3), vgg=random_vgg())
     first.run()
     state = torch.load(first.state_path, weights_only=True)
     del state["config"]["fine_blocks"]  # as an earlier release wrote it
     torch.save(state, first.state_path)
     from streamnst.core.errors import CheckpointError
     with pytest.raises(CheckpointError, match="fine_blocks=0"):
-        Trainer(_config(photos, fine_blocks=1), vgg=_vgg()).run(resume=True)
-    resumed = Trainer(_config(photos), vgg=_vgg())
+        Trainer(_config(photos, fine_blocks=1), vgg=random_vgg()).run(resume=True)
+    resumed = Trainer(_config(photos), vgg=random_vgg())
     resumed.run(resume=True)
     assert resumed.step == 6
 
@@ -154,8 +141,8 @@ def test_stabilisation_terms_change_the_gradients(photos, term):
     off = dict(noise_weight=0.0, motion_weight=0.0)
     on = dict(off, **{term: 5.0})
     # the same random draws for both: only the added term differs
-    a = Trainer(_config(photos, **off), vgg=_vgg())
-    b = Trainer(_config(photos, **on), vgg=_vgg())
+    a = Trainer(_config(photos, **off), vgg=random_vgg())
+    b = Trainer(_config(photos, **on), vgg=random_vgg())
     b.net.load_state_dict(a.net.state_dict())
     a.net.eval(), b.net.eval()  # batch-norm statistics would differ with the extra views
     b.net.train(False)
@@ -172,8 +159,8 @@ def test_stabilisation_terms_change_the_gradients(photos, term):
 
 
 def test_the_canvas_grain_reaches_the_network_in_training(photos):
-    a = Trainer(_config(photos, canvas=0.0), vgg=_vgg())
-    b = Trainer(_config(photos, canvas=8.0), vgg=_vgg())
+    a = Trainer(_config(photos, canvas=0.0), vgg=random_vgg())
+    b = Trainer(_config(photos, canvas=8.0), vgg=random_vgg())
     b.net.load_state_dict(a.net.state_dict())
     a.net.eval(), b.net.eval()
     assert (_grads(a) - _grads(b)).abs().sum() > 1e-6
@@ -184,14 +171,14 @@ def test_the_canvas_grain_reaches_the_network_in_training(photos):
 
 def test_an_older_log_is_relaid_under_todays_header_on_resume(photos):
     cfg = _config(photos, steps=3)
-    Trainer(cfg, vgg=_vgg()).run()
+    Trainer(cfg, vgg=random_vgg()).run()
     path = cfg.run_path / "losses.csv"
     header, *rows = path.read_text().splitlines()
     # a log from a release that had a colour column: resuming re-lays it under today's header
     old = [header.replace(",images_per_s", ",colour,images_per_s")]
     old += [",".join([*f[:-1], "0.5", f[-1]]) for f in (r.split(",") for r in rows)]
     path.write_text("\n".join(old) + "\n")
-    Trainer(_config(photos, steps=5), vgg=_vgg()).run(resume=True)
+    Trainer(_config(photos, steps=5), vgg=random_vgg()).run(resume=True)
     header2, *rows2 = path.read_text().splitlines()
     assert header2 == header and len(rows2) == 5
     assert [r.split(",")[0] for r in rows2] == ["1", "2", "3", "4", "5"]
@@ -201,7 +188,7 @@ def test_stabilisation_ramps_in_from_stab_start(photos):
     cfg = _config(photos, stab_start=10, stab_ramp=4)
     assert [cfg.stab_factor(s) for s in (0, 9, 10, 11, 13, 50)] == [0, 0, 0.25, 0.5, 1, 1]
     assert _config(photos, stab_start=3).stab_factor(3) == 1.0
-    t = Trainer(cfg, vgg=_vgg())
+    t = Trainer(cfg, vgg=random_vgg())
     t.net.eval()
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -213,20 +200,21 @@ def test_stabilisation_ramps_in_from_stab_start(photos):
 
 
 def test_warm_start_begins_from_a_style_and_checks_its_network(photos):
-    first = Trainer(_config(photos, steps=2), vgg=_vgg())
+    first = Trainer(_config(photos, steps=2), vgg=random_vgg())
     first.run()
     out2 = str(photos / "warm" / "w.pth")
-    warm = Trainer(_config(photos, out=out2, init_from=first.config.out), vgg=_vgg())
+    warm = Trainer(_config(photos, out=out2, init_from=first.config.out), vgg=random_vgg())
     for a, b in zip(warm.net.state_dict().values(), first.net.state_dict().values(),
                     strict=True):
         assert torch.equal(a.cpu(), b.cpu())
     warm.run()
     assert load_style(out2).training["init_from"] == "s.pth"
     with pytest.raises(InputError, match="--init-from"):
-        Trainer(_config(photos, out=out2, width=8, init_from=first.config.out), vgg=_vgg())
+        Trainer(_config(photos, out=out2, width=8, init_from=first.config.out),
+                vgg=random_vgg())
     # the padding changes no weight: a zero-padded style can start an encoder-reflect run
     reflect = Trainer(_config(photos, out=str(photos / "r.pth"), pad="encoder",
-                              init_from=first.config.out), vgg=_vgg())
+                              init_from=first.config.out), vgg=random_vgg())
     reflect.run()
     assert load_style(photos / "r.pth").arch_args["pad"] == "encoder"
 
@@ -392,7 +380,7 @@ def test_tensorboard_logs_losses_and_sample_grids(photos):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = _config(photos, tensorboard=True)
-    Trainer(config, vgg=_vgg()).run()
+    Trainer(config, vgg=random_vgg()).run()
     events = EventAccumulator(str(config.run_path / "tensorboard")).Reload()
     steps = [e.step for e in events.Scalars("loss/total")]
     assert steps == list(range(1, config.steps + 1))
