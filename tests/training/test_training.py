@@ -43,8 +43,8 @@ def random_vgg_file(tmp_path):
 
 
 def _config(root, **kw) -> TrainConfig:
-    return tiny_config(str(root / "style.png"), str(root / "photos"),
-                       str(root / "out" / "s.pth"), **kw)
+    return tiny_config(**{"style_image": str(root / "style.png"), "data": str(root / "photos"),
+                          "out": str(root / "out" / "s.pth"), **kw})
 
 
 def test_loss_decreases(photos):
