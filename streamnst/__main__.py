@@ -1,3 +1,3 @@
-from streamnst.cli import main
+from streamnst.entry import main
 
 main()

@@ -151,6 +151,9 @@ def main() -> None:
     except click.exceptions.Abort:  # click's name for Ctrl+C (or SIGTERM) in a command
         console.print("interrupted")
         sys.exit(130)
+    except click.UsageError as exc:  # a wrong option or argument: one line, like ours
+        where = exc.ctx.command_path if exc.ctx else "streamnst"
+        _error_line(f"{exc.format_message()} (see '{where} --help')")
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -89,18 +89,46 @@ def _run_until_done(pipeline, as_json: bool) -> None:
     then stop it and print the summary."""
     import json
 
+    from streamnst.live.webrtc import WebRTCSink
+
+    for sink in pipeline.sinks:  # the token goes to the user's terminal, never into a log
+        if isinstance(sink, WebRTCSink) and sink.server.token:
+            # said as soon as the server listens: a --source webrtc start waits for a camera
+            # that can only connect with it
+            sink.server.on_listening = lambda url: console.print(f"open {url}",
+                                                                 highlight=False,
+                                                                 soft_wrap=True)
+    try:
+        summary = _watch(pipeline)
+    except Exception as exc:
+        if as_json:  # a script still gets its summary, with why the run ended
+            out.print_json(json.dumps({**_partial_summary(pipeline), "error": str(exc)}))
+        raise
+    if as_json:
+        out.print_json(json.dumps(summary.as_dict()))
+    else:
+        console.print(f"{summary.frames_out} frames at {summary.fps:.1f} fps, latency p50 "
+                      f"{summary.latency_p50_ms:.0f} ms / p95 {summary.latency_p95_ms:.0f}"
+                      f" ms, dropped {summary.dropped}")
+
+
+def _partial_summary(pipeline) -> dict:
+    try:
+        return pipeline.summary().as_dict()
+    except Exception:  # a run that failed before its first frame has no statistics yet
+        return {"frames_out": pipeline.stats.frames_out}
+
+
+def _watch(pipeline):
+    """Start, show the status panel and take keys until the end or Ctrl+C; stop."""
     from rich.live import Live
 
     from streamnst.cli.live_keys import handle_key, key_reader, status_table
-    from streamnst.live.webrtc import WebRTCSink
 
     pipeline.start()
     for problem in pipeline.sink_problems:
         console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
                       soft_wrap=True)
-    for sink in pipeline.sinks:  # the token goes to the user's terminal, never into a log
-        if isinstance(sink, WebRTCSink) and sink.server.token:
-            console.print(f"open {sink.server.url}", highlight=False, soft_wrap=True)
     # from here a signal only sets `stop` (seen: one SIGINT raised as an exception in a few
     # hundred during a style switch was swallowed there and left the filter running); a
     # second one while stop() finishes the recordings changes nothing, and every join in
@@ -114,10 +142,4 @@ def _run_until_done(pipeline, as_json: bool) -> None:
                 if key:
                     handle_key(key, pipeline, stop)
                 view.update(status_table(pipeline))
-        summary = pipeline.stop()
-    if as_json:
-        out.print_json(json.dumps(summary.as_dict()))
-    else:
-        console.print(f"{summary.frames_out} frames at {summary.fps:.1f} fps, latency p50 "
-                      f"{summary.latency_p50_ms:.0f} ms / p95 {summary.latency_p95_ms:.0f}"
-                      f" ms, dropped {summary.dropped}")
+        return pipeline.stop()

@@ -120,6 +120,8 @@ class FlowEstimator:
     the result is resized and rescaled to the input size.
     """
 
+    #: DIS refuses frames under 12 px a side: smaller ones are flowed at this size
+    MIN_SIDE = 16
     PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -142,7 +144,7 @@ class FlowEstimator:
         if b.shape[:2] != (h, w):
             raise ValueError(f"frames differ in size: {a.shape[:2]} vs {b.shape[:2]}")
         s = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
-        size = (max(8, round(w * s)), max(8, round(h * s)))
+        size = (max(self.MIN_SIDE, round(w * s)), max(self.MIN_SIDE, round(h * s)))
         flow = self._dis.calc(self._gray(a, size), self._gray(b, size), None)
         if size != (w, h):
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)

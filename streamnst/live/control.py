@@ -7,10 +7,11 @@ effect at the next frame), so two changes within one frame both count.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from streamnst.core.errors import StreamNSTError
-from streamnst.engine.temporal import MODES, BlendSettings
+from streamnst.engine.temporal import MODES
 from streamnst.nets.checkpoint_io import available_styles
 
 if TYPE_CHECKING:
@@ -41,11 +42,13 @@ class LiveControl:
         return name
 
     def set_blend(self, mode: str | None = None, strength: float | None = None) -> None:
-        cur = self.pipeline.blend_settings
-        self.pipeline.set_blend(BlendSettings(
-            mode=cur.mode if mode is None else str(mode),
-            strength=cur.strength if strength is None else float(strength),
-            flow_max_side=cur.flow_max_side))
+        changes = {}
+        if mode is not None:
+            changes["mode"] = str(mode)
+        if strength is not None:
+            changes["strength"] = float(strength)
+        # replace: every other setting (flow size, cut and photometric thresholds) stays
+        self.pipeline.set_blend(dataclasses.replace(self.pipeline.blend_settings, **changes))
 
     def cycle_blend(self) -> None:
         mode = self.pipeline.blend_settings.mode
@@ -65,13 +68,16 @@ class LiveControl:
         """Apply {style, blend, strength, scale (a number or "auto")} (any subset);
         returns the new state, or {"error": ...} and changes nothing more."""
         p = self.pipeline
+        problem = _type_problem(data)
+        if problem:
+            return {"error": problem}
         try:
             if "blend" in data or "strength" in data:
                 self.set_blend(data.get("blend"), data.get("strength"))
             if data.get("scale") == "auto":
                 p.set_scale("auto")
             elif "scale" in data:
-                scale = float(data["scale"])
+                scale = data["scale"]
                 if not 0.1 <= scale <= 1.0:
                     return {"error": "scale must be between 0.1 and 1, or \"auto\""}
                 p.set_scale(scale)
@@ -96,3 +102,20 @@ class LiveControl:
                 "auto_scale": s.auto_scale, "fps": round(s.fps, 1),
                 "latency_ms": round(s.latency_p50_ms, 1),
                 "switching": p.switching, "switch_error": p.switch_error}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_problem(data: dict) -> str | None:
+    """What is wrong with the types of a JSON control request, if anything ("0.5" for a
+    number or true for a scale is refused, not converted)."""
+    for key in ("style", "blend"):
+        if key in data and not isinstance(data[key], str):
+            return f"{key} must be a string"
+    if "strength" in data and not _is_number(data["strength"]):
+        return "strength must be a number"
+    if "scale" in data and data["scale"] != "auto" and not _is_number(data["scale"]):
+        return 'scale must be a number between 0.1 and 1, or "auto"'
+    return None

@@ -10,10 +10,13 @@
   `text/plain` without a CORS preflight; it cannot send `application/json` without one,
   and we answer no CORS, so the browser never sends the real request.
 - Every response carries a strict Content-Security-Policy, nosniff and no-referrer.
+- A body is read within BODY_TIMEOUT_S, and one whose Content-Length is over the cap is
+  refused before a byte of it is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,6 +35,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BODY_TIMEOUT_S = 10.0
+JSON_CHARSETS = frozenset({None, "utf-8", "utf8"})  # JSON is UTF-8 (RFC 8259)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -95,7 +100,7 @@ class HostPolicy:
         return origin in (f"http://{host}", f"https://{host}")
 
 
-def guard_middleware(policy: HostPolicy, json_paths: Iterable[str]):
+def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: int):
     """aiohttp middleware enforcing the module docstring's rules before routing."""
     json_paths = frozenset(json_paths)
 
@@ -112,8 +117,15 @@ def guard_middleware(policy: HostPolicy, json_paths: Iterable[str]):
             origin = request.headers.get("Origin")
             if origin is not None and not policy.origin_ok(origin, host):
                 return refuse(403, "cross-origin request refused")
-            if request.path in json_paths and request.content_type != "application/json":
-                return refuse(415, "send Content-Type: application/json")
+            if request.path in json_paths and (request.content_type != "application/json"
+                                               or _charset(request) not in JSON_CHARSETS):
+                return refuse(415, "send Content-Type: application/json (UTF-8)")
+            if (request.content_length or 0) > max_body:
+                return refuse(413, f"body larger than {max_body} bytes")
+            try:  # read here, with a deadline: the handlers then find it read
+                await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                return refuse(408, f"body not received within {BODY_TIMEOUT_S:.0f} s")
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -123,3 +135,13 @@ def guard_middleware(policy: HostPolicy, json_paths: Iterable[str]):
         return response
 
     return guard
+
+
+def _charset(request: web.Request) -> str | None:
+    """The request's declared charset, lower case (aiohttp's property can raise on odd
+    values)."""
+    try:
+        charset = request.charset
+    except (LookupError, ValueError):
+        return "?"
+    return charset.lower() if charset else None

@@ -276,7 +276,7 @@ class Pipeline:
             try:
                 image = self.stylizer.stylize(frame.image, self.blender)
                 failures = 0
-            except (StreamNSTError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # cv2.error and the like too: one frame never ends it
                 failures += 1
                 self.stats.frame_failures += 1
                 self._log_limited(f"frame {frame.index} failed ({exc}); reusing last output")

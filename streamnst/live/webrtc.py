@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,6 +34,7 @@ from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.control import LiveControl
 from streamnst.live.http_guard import HostPolicy, guard_middleware
+from streamnst.live.http_server import GuardedRunner
 from streamnst.live.sinks import Sink
 
 if TYPE_CHECKING:
@@ -142,6 +144,9 @@ class WebRTCServer:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.published = 0
+        #: called once with the full URL (token included) as soon as the server listens,
+        #: before any camera frame: the front end shows it (never a log)
+        self.on_listening: Callable[[str], None] | None = None
 
     @property
     def url(self) -> str:
@@ -167,6 +172,8 @@ class WebRTCServer:
                               f"({self._startup_error}); choose another --port") from None
         if not self._ready.is_set():
             raise OutputError("webrtc: server did not start within 15 s")
+        if self.on_listening is not None:
+            self.on_listening(self.url)
 
     def _main(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -183,7 +190,7 @@ class WebRTCServer:
         self.loop.close()
 
     async def _serve(self) -> None:
-        guard = guard_middleware(self.policy, JSON_PATHS)
+        guard = guard_middleware(self.policy, JSON_PATHS, MAX_OFFER_BYTES)
         app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[guard, self._auth])
         app.router.add_get("/", self._asset)
         app.router.add_get("/viewer.js", self._asset)
@@ -191,7 +198,7 @@ class WebRTCServer:
         app.router.add_post("/offer", self._offer)
         app.router.add_get("/api/state", self._state)
         app.router.add_post("/api/control", self._control)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = GuardedRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -248,8 +255,11 @@ class WebRTCServer:
             data = await request.json()
         except web.HTTPRequestEntityTooLarge:
             raise
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError, LookupError):
             raise web.HTTPBadRequest(text=json.dumps({"error": "body must be JSON"}),
+                                     content_type="application/json") from None
+        except RecursionError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "JSON nested too deeply"}),
                                      content_type="application/json") from None
         if not isinstance(data, dict):
             raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
@@ -304,7 +314,11 @@ class WebRTCServer:
         def on_channel(channel) -> None:
             @channel.on("message")
             def on_message(message) -> None:
-                reply = self._apply_control_text(message)
+                try:
+                    reply = self._apply_control_text(message)
+                except Exception as exc:  # one bad message must not cost the peer
+                    log.warning("webrtc: control message failed: %s", exc)
+                    reply = {"error": "control message failed"}
                 if channel.readyState == "open":
                     channel.send(json.dumps(reply))
 
@@ -381,6 +395,9 @@ class WebRTCServer:
             data = json.loads(message)
         except (TypeError, ValueError):
             return {"error": "control messages are JSON objects"}
+        except RecursionError:  # ignored, and the peer kept: it is one bad message
+            log.warning("webrtc: ignored a control message nested too deeply")
+            return {"error": "control message nested too deeply"}
         if not isinstance(data, dict):
             return {"error": "control messages are JSON objects"}
         return self.apply_control(data)

@@ -42,8 +42,7 @@ class WebRTCSource(Source):
             self.emit(image)
 
     def wait_for_size(self, timeout: float = WAIT_FOR_SENDER_S) -> tuple[int, int]:
-        log.warning("waiting for a camera: open %s and click 'use my camera'",
-                    self.server.public_url)
+        log.warning("waiting for a camera: click 'use my camera' on the viewer page")
         return super().wait_for_size(timeout)
 
     def stop(self, timeout: float = 1.0) -> None:

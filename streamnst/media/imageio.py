@@ -13,6 +13,9 @@ from streamnst.core.errors import InputError, OutputError
 from streamnst.core.frame import check_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+#: the most pixels an image file may have: checked from its header before decoding, so a
+#: tiny file claiming 60000x60000 (an image bomb) costs nothing (50 MP: an 8K frame is 33)
+MAX_PIXELS = 50_000_000
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -45,11 +48,45 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    return decode_image(np.fromfile(str(path), dtype=np.uint8), str(path))
+
+
+def decode_image(data: np.ndarray | bytes, what: str = "image",
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded image bytes -> HxWx3 uint8 RGB, refusing more than `max_pixels` before any
+    pixel is decoded; InputError for anything that is not a readable image."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    _check_pixels(buf, what, max_pixels)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    except cv2.error:
+        img = None
     if img is None:
-        raise InputError(f"{path}: not a readable image (png, jpg, webp, bmp, tiff)")
-    return to_rgb(img, str(path))
+        raise InputError(f"{what}: not a readable image (png, jpg, webp, bmp, tiff)")
+    return to_rgb(img, what)
+
+
+def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> None:
+    """Refuse an image whose header states more than `max_pixels` (Pillow reads only the
+    header); a format Pillow does not know is left to OpenCV's own limit."""
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    too_big = InputError(f"{what}: the image is over the {max_pixels / 1e6:.0f} megapixel "
+                         "limit; scale it down first")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:  # past Pillow's own (larger) limit
+        raise too_big from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return
+    if w * h > max_pixels:
+        raise too_big
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

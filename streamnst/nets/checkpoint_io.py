@@ -242,6 +242,29 @@ def load_style(name_or_path: str | os.PathLike) -> StyleCheckpoint:
 
 
 UNET_V1_SAMPLING = {"up": "nearest", "down": "stride"}
+#: the range each numeric network argument may take in a file: a file asking for more
+#: would allocate gigabytes before any check of its weights could fail
+ARG_RANGES = {"width": (1, 256), "res_convs": (2, 64), "fine_blocks": (0, 16)}
+
+
+def _check_fields(path: Path, data: dict) -> dict:
+    """The network arguments, once every metadata field has the type and range it needs."""
+    for key in ("style", "training"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise CheckpointError(f"{path}: '{key}' must be a mapping, not a "
+                                  f"{type(data[key]).__name__}")
+    args = data.get("arch_args", {})
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise CheckpointError(f"{path}: 'arch_args' must be a mapping of names")
+    for key, value in args.items():
+        if key in ARG_RANGES:
+            low, high = ARG_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise CheckpointError(f"{path}: {key}={value!r} is not a whole number from "
+                                      f"{low} to {high}")
+        elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise CheckpointError(f"{path}: argument {key}={value!r} is not a name or number")
+    return args
 
 
 def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
@@ -249,10 +272,10 @@ def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
     if not isinstance(version, int) or version > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {version!r} is newer than this "
                               f"streamnst supports ({VERSION}); upgrade streamnst")
-    arch, args = data.get("arch"), data.get("arch_args", {})
+    arch, args = data.get("arch"), _check_fields(path, data)
     if arch not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {arch!r}")
-    if arch == "unet" and isinstance(args, dict):
+    if arch == "unet":
         # files written before up/down were settings hold the first U-Net's sampling
         args = {**UNET_V1_SAMPLING, **args}
     try:
@@ -302,6 +325,7 @@ def _check_bank(path: Path, data: object) -> dict:
     if not isinstance(data.get("arch_args"), dict) or not isinstance(data.get("trunk"), dict) \
             or not isinstance(styles, list) or not styles:
         raise CheckpointError(f"{path}: a style bank needs arch_args, trunk and styles")
+    _check_fields(path, data)
     for entry in styles:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
                 or not isinstance(entry.get("modulation"), dict):

@@ -8,6 +8,7 @@ moment leaves the previous good state in place.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import signal
@@ -25,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from streamnst.core.atomic import atomic_path, remove_partials
 from streamnst.core.devices import autocast, parse_dtype, pick_device
-from streamnst.core.errors import CheckpointError, InputError
+from streamnst.core.errors import CheckpointError, InputError, OutputError
 from streamnst.engine.canvas import add_canvas, canvas_grain
 from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
@@ -289,6 +290,16 @@ class Trainer:
         return paths
 
     def _write_checkpoint(self) -> list[Path]:
+        """Every file of a checkpoint, each written then renamed: a failed write (a full
+        disk) leaves the previous ones whole and becomes one OutputError line."""
+        try:
+            return self._write_checkpoint_files()
+        except (OSError, RuntimeError) as exc:
+            raise OutputError(f"{self.config.run_path}: could not write the checkpoint at step "
+                              f"{self.step} ({_write_failure(exc)}); the previous one is "
+                              "intact: free some space and rerun with --resume") from None
+
+    def _write_checkpoint_files(self) -> list[Path]:
         self.save_state()
         paths = [self.save_checkpoint()]
         # keep every checkpoint's style (small) so the best-looking one can be picked
@@ -352,6 +363,16 @@ class Trainer:
                 self.board.close()
             distributed.teardown(self.dist)
         return TrainResult(self.step, False, Path(self.config.out), samples)
+
+def _write_failure(exc: BaseException) -> str:
+    """What a failed write says, in a user's words: torch.save reports a full disk as a
+    RuntimeError from its zip writer ("unexpected pos", "file write failed")."""
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "unexpected pos" in text \
+            or "write failed" in text:
+        return "the disk is full"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
 
 def _warm_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     """The weights of the style checkpoint to start from; its network must be this run's

@@ -54,7 +54,7 @@ def _sdp(rng: random.Random) -> str:
 
 
 def _body(rng: random.Random) -> bytes:
-    kind = rng.randrange(7)
+    kind = rng.randrange(8)
     if kind == 0:
         return b""
     if kind == 1:
@@ -65,6 +65,9 @@ def _body(rng: random.Random) -> bytes:
         return json.dumps({"sdp": _sdp(rng), "type": rng.choice(["offer", "answer", 1])}).encode()
     if kind == 4:
         return b"{" * rng.randint(1, 5000)  # deep or unterminated JSON
+    if kind == 7:  # deep and well-formed: Python's parser runs out of stack
+        depth = rng.randint(900, 5000)
+        return b"[" * depth + b"]" * depth
     if kind == 5:
         return b"x" * rng.choice([70_000, 200_000])  # over the body cap
     return json.dumps({"strength": _value(rng), "blend": _value(rng),
@@ -81,7 +84,9 @@ def _request(rng: random.Random, port: int) -> tuple[str, str, dict, bytes]:
                                                   f"[::1]:{port}", "", "127.0.0.1:1"])
     headers = {"Host": host}
     ctype = rng.choice(["application/json", "application/json; charset=utf-8", "text/plain",
-                        None, "multipart/form-data; boundary=x", "application/json" + "x" * 50])
+                        None, "multipart/form-data; boundary=x", "application/json" + "x" * 50,
+                        "application/json; charset=bogus", "application/json; charset=rot13",
+                        "application/json; charset=hex", "application/json; charset=zlib"])
     if ctype is not None:
         headers["Content-Type"] = ctype
     if rng.random() < 0.3:
