@@ -93,9 +93,7 @@ class Stylizer:
             self.model = OnnxModel(export_bytes(self.checkpoint), self.device, s.threads)
             want_cl = False
         else:
-            model = copy.deepcopy(self.checkpoint.model).eval()
-            if hasattr(model, "fuse"):
-                model.fuse()
+            model = self._folded(self.checkpoint.model)
             # channels_last speeds U-Nets 1.5-2x on CPU but slows reflection-padded nets
             want_cl = {"on": True, "off": False}.get(s.channels_last, isinstance(model, UNet))
             # a U-Net (no norms left after fusing) runs in bf16/fp16 weights outright:
@@ -110,6 +108,28 @@ class Stylizer:
         log.info("stylizer: style=%s arch=%s backend=%s device=%s dtype=%s channels_last=%s "
                  "scale=%s", self.name, self.checkpoint.arch, s.backend, self.device,
                  self.dtype_name, want_cl, s.scale)
+
+    def _folded(self, net: torch.nn.Module) -> torch.nn.Module:
+        """An eval copy of `net` with its batch norms folded into the convs."""
+        model = copy.deepcopy(net).eval()
+        if hasattr(model, "fuse"):
+            model.fuse()
+        return model
+
+    def set_modulation(self, modulation: dict) -> None:
+        """Paint with another style of the same bank (or a mix of its styles,
+        nets/conditional.py): its rows are folded into a copy of the network and the copy
+        swapped in. Milliseconds, on the calling thread: no reload, no new Stylizer."""
+        from streamnst.nets.conditional import apply_modulation
+
+        if self.checkpoint.bank is None or self.settings.backend != "torch":
+            raise InputError("only a style from a bank (torch backend) takes a modulation")
+        net = copy.deepcopy(self.checkpoint.model)
+        apply_modulation(net, modulation)
+        model = self._folded(net)
+        if self.native:
+            model = model.to(self.dtype)
+        self.model = model.to(self.device, memory_format=self.memory_format)
 
     def set_scale(self, scale: float) -> None:
         """Change the internal scale; the network does not depend on it, so no rebuild."""

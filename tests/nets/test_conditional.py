@@ -7,9 +7,16 @@ import copy
 import pytest
 import torch
 
-from streamnst.core.errors import CheckpointError
+from streamnst.core.errors import CheckpointError, InputError
 from streamnst.nets import UNet, run_padded
-from streamnst.nets.checkpoint_io import available_styles, load_style, save_bank
+from streamnst.nets.checkpoint_io import (
+    available_styles,
+    load_style,
+    read_checkpoint_file,
+    save_bank,
+    save_style,
+    style_from_bank,
+)
 from streamnst.nets.conditional import (
     StyleBank,
     apply_modulation,
@@ -110,3 +117,33 @@ def test_a_broken_bank_is_one_clear_error(tmp_path):
                 "styles": "nope"}, path)
     with pytest.raises(CheckpointError, match="needs arch_args, trunk and styles"):
         load_style(path)
+
+
+def test_a_stylizer_switches_and_mixes_bank_styles_in_place(tmp_path):
+    import time
+
+    import numpy as np
+
+    from streamnst.engine.stylizer import Stylizer, StylizerSettings
+
+    bank = _bank(2)
+    path = save_bank(tmp_path / "two.bank.pth", bank, [{"name": "a"}, {"name": "b"}])
+    frame = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    settings = StylizerSettings(device="cpu", dtype="fp32")
+    a, b = Stylizer(load_style(path), settings), Stylizer(load_style(path), settings)
+    b_alone = Stylizer(style_from_bank(path, read_checkpoint_file(path), 1), settings)
+    t0 = time.perf_counter()
+    a.set_modulation(bank.modulation(1))
+    switch_s = time.perf_counter() - t0
+    assert np.array_equal(a.stylize(frame), b_alone.stylize(frame))
+    assert not np.array_equal(b.stylize(frame), b_alone.stylize(frame))
+    mods = [bank.modulation(0), bank.modulation(1)]
+    a.set_modulation(mix_modulations(mods, [0.5, 0.5]))
+    mixed = a.stylize(frame)
+    assert not np.array_equal(mixed, b.stylize(frame))
+    assert not np.array_equal(mixed, b_alone.stylize(frame))
+    assert switch_s < 1.0  # a fold, not a load (the live figure is in docs/benchmarks.md)
+    plain = save_style(tmp_path / "plain.pth", UNet(width=4, res_convs=2), "unet",
+                       style={"name": "plain"})
+    with pytest.raises(InputError, match="only a style from a bank"):
+        Stylizer(plain, settings).set_modulation(mods[0])
