@@ -77,8 +77,9 @@ class BankTrainer(Trainer):
                           for s in styles]
         self.grams = [self._style_grams(rgb) for rgb in self.paintings]
         bank = StyleBank.from_unet(self.net.cpu(), len(styles))
-        if config.init_from and _is_bank(config.init_from):
-            self.step = _continue_from_bank(bank, config.init_from, styles)
+        start = read_checkpoint_file(Path(config.init_from)) if config.init_from else None
+        if isinstance(start, dict) and start.get("format") == BANK_FORMAT:
+            self.step = _continue_from_bank(bank, start, config.init_from, styles)
         self.net = bank.to(self.device, memory_format=self.memory_format)
         self.model = DistributedDataParallel(self.net) if self.dist.enabled else self.net
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
@@ -136,14 +137,9 @@ class BankTrainer(Trainer):
         return contact_sheet(rows, cell=256)
 
 
-def _is_bank(path: str) -> bool:
-    data = read_checkpoint_file(Path(path))
-    return isinstance(data, dict) and data.get("format") == BANK_FORMAT
-
-
-def _continue_from_bank(bank: StyleBank, path: str, styles: list[BankStyle]) -> int:
+def _continue_from_bank(bank: StyleBank, data: dict, path: str,
+                        styles: list[BankStyle]) -> int:
     """Load a bank file's trunk and modulations into `bank` (by style name); its step."""
-    data = read_checkpoint_file(Path(path))
     if data.get("arch_args") != bank.unet_args():
         raise InputError(f"--init-from {path}: its network unet{data.get('arch_args')} is not "
                          f"this run's unet{bank.unet_args()}")
