@@ -25,7 +25,8 @@ def status_table(pipeline: Pipeline) -> Table:
     src = pipeline.source
     table.add_row("source", f"{src.name}  {s.source_fps:.1f} fps  captured {s.captured}")
     table.add_row("output", f"{s.fps:.1f} fps  frames {s.frames_out}  "
-                  f"dropped {s.dropped}")
+                  f"dropped {s.dropped}  CPU {s.cpu_ms_per_frame:.0f} ms/frame "
+                  f"({s.cores} cores)")
     table.add_row("latency", f"p50 {s.latency_p50_ms:.0f} ms  p95 {s.latency_p95_ms:.0f} ms"
                   f"  (stylise+blend {s.infer_ms_median:.0f} ms)")
     style = s.style + (f"  (loading {pipeline.switching}...)" if pipeline.switching else "")

@@ -10,6 +10,7 @@ a row stop the pipeline.
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import threading
 import time
@@ -40,6 +41,13 @@ def rss_mb() -> float:
     return 0.0
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -62,6 +70,7 @@ class Stats:
     last_out: float | None = None
     process_latencies: list[float] = field(default_factory=list)
     infer_ms: list[float] = field(default_factory=list)
+    cpu_at_first: float = 0.0  # process CPU seconds when the first frame came out
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,11 @@ class LiveStats:
     stages_ms: dict[str, dict[str, float]]
     rss_mb_start: float
     rss_mb_end: float
+    # CPU the whole process spent per output frame since the first one (every thread:
+    # capture, network, flow, encoders), and the cores it may use: 33 ms at 30 fps is
+    # one core's worth, what a video call needs left for itself
+    cpu_ms_per_frame: float
+    cores: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -299,7 +313,8 @@ class Pipeline:
         for sink in self.sinks:
             sink.offer(out)
         s.frames_out += 1
-        s.first_out = s.first_out or now
+        if s.first_out is None:
+            s.first_out, s.cpu_at_first = now, time.process_time()
         s.last_out = now
 
     def _adapt_scale(self) -> None:
@@ -398,4 +413,7 @@ class Pipeline:
             stages_ms=self.stages.summary(),
             rss_mb_start=self.rss_start,
             rss_mb_end=rss_mb(),
+            cpu_ms_per_frame=((time.process_time() - s.cpu_at_first) * 1000.0
+                              / (s.frames_out - 1) if s.frames_out > 1 else 0.0),
+            cores=_cores(),
         )

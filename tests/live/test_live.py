@@ -331,6 +331,9 @@ def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     for key in ("frames_out", "fps", "latency_p50_ms", "latency_p95_ms", "dropped"):
         assert key in summary
     assert summary["frames_out"] > 10
+    # the CPU it spent: more than nothing (the network runs), at most all cores' worth
+    frame_s = 1.0 / summary["fps"]
+    assert 0 < summary["cpu_ms_per_frame"] <= summary["cores"] * frame_s * 1000 * 1.5
     assert summary["max_side"] == 640  # the live default working-size cap
     assert summary["auto_scale"] and summary["target_fps"] == 30  # live default: keep up
     # the per-stage time budget, default flow blend included
