@@ -126,6 +126,8 @@ def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: in
                 await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
             except asyncio.TimeoutError:
                 return refuse(408, f"body not received within {BODY_TIMEOUT_S:.0f} s")
+            except web.HTTPRequestEntityTooLarge:  # a chunked body past the cap
+                return refuse(413, f"body larger than {max_body} bytes")
         try:
             response = await handler(request)
         except web.HTTPException as exc:

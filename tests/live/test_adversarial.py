@@ -207,3 +207,19 @@ def test_the_token_url_is_told_as_soon_as_the_server_listens():
         assert told == [s.url] and f"token={s.token}" in told[0]
     finally:
         s.stop()
+
+
+def test_a_chunked_body_past_the_cap_is_a_413_with_our_headers(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall((f"POST /api/control HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                     .encode())
+        chunk = b"x" * 16384
+        try:
+            for _ in range(MAX_OFFER_BYTES // len(chunk) + 2):
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer and close before the last chunk
+        reply = sock.recv(4096).decode("latin-1")
+    assert " 413 " in reply.split("\r\n")[0], reply
+    assert "X-Content-Type-Options: nosniff" in reply
