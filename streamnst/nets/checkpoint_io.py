@@ -33,6 +33,7 @@ from torch import nn
 from streamnst.core.atomic import atomic_path
 from streamnst.core.errors import CheckpointError
 from streamnst.nets import ARCHITECTURES, build_model
+from streamnst.nets.conditional import modulation_state
 from streamnst.nets.transformer_net import clean_state_dict, looks_like_transformer_net
 
 FORMAT = "streamnst-style"
@@ -341,12 +342,10 @@ def style_from_bank(path: Path, data: dict, index: int) -> StyleCheckpoint:
         model = build_model("unet", **args)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad arguments for unet: {exc}") from None
-    state = dict(data["trunk"])
     for norm, rows in entry["modulation"].items():
         if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.shape[0] != 4:
             raise CheckpointError(f"{path}: style {entry['name']}: modulation {norm} is not 4xC")
-        for i, key in enumerate(("weight", "bias", "running_mean", "running_var")):
-            state[f"{norm}.{key}"] = rows[i]
+    state = {**data["trunk"], **modulation_state(entry["modulation"])}
     own = model.state_dict()
     for key in own:  # batch-norm step counters are not kept per style
         if key.endswith("num_batches_tracked"):

@@ -116,7 +116,7 @@ class StyleBank(nn.Module):
     def export(self, style: int) -> UNet:
         """A plain UNet (eval mode) that paints style `style`: the trunk plus its rows."""
         net = UNet(**self.unet_args())
-        net.load_state_dict({**self.trunk_state(), **_flat(self.modulation(style))})
+        net.load_state_dict({**self.trunk_state(), **modulation_state(self.modulation(style))})
         return net.eval()
 
     @classmethod
@@ -132,7 +132,8 @@ class StyleBank(nn.Module):
         return bank
 
 
-def _flat(mod: Modulation) -> dict[str, torch.Tensor]:
+def modulation_state(mod: Modulation) -> dict[str, torch.Tensor]:
+    """A modulation as the state-dict entries of a plain UNet's batch norms."""
     out = {}
     for name, rows in mod.items():
         for i, f in enumerate(_FIELDS):
