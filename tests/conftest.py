@@ -47,3 +47,19 @@ def style_with(tmp_path: Path, **stored) -> Path:
     canvas amount, say), for tests of how a style's own settings are read."""
     return save_style(tmp_path / "stored.pth", tinted_unet((1.0, -1.0, 0.5)), "unet",
                       style={"name": "stored", **stored})
+
+
+def random_bank(styles: int = 3):
+    """A small style bank whose every style has its own random batch-norm rows (none at the
+    defaults), so the styles paint visibly differently."""
+    from streamnst.nets.conditional import StyleBank
+
+    torch.manual_seed(0)
+    bank = StyleBank(styles, width=4, res_convs=2, head="plain", ends="shuffle")
+    with torch.no_grad():
+        for bn in bank.norms.values():
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+    return bank.eval()

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 
 from rich.table import Table
 
+from streamnst.core.errors import StreamNSTError
 from streamnst.live.control import LiveControl
 from streamnst.live.pipeline import Pipeline
 
-KEYS_HELP = "keys: n/p next/prev style  b blend mode  +/- strength  a auto scale on/off  q quit"
+KEYS_HELP = ("keys: n/p next/prev style  [/] mix less/more  m mix with next  b blend mode  "
+             "+/- strength  a auto scale on/off  q quit")
 
 
 def status_table(pipeline: Pipeline) -> Table:
@@ -32,6 +34,8 @@ def status_table(pipeline: Pipeline) -> Table:
     style = s.style + (f"  (loading {pipeline.switching}...)" if pipeline.switching else "")
     if pipeline.switch_error:
         style += f"  [red]{pipeline.switch_error}[/]"
+    if s.mix_style and s.mix > 0:
+        style += f"  + {s.mix:.0%} {s.mix_style}"
     table.add_row("style", style)
     auto = f" (auto for {s.target_fps:g} fps)" if s.auto_scale else ""
     table.add_row("blend", f"{s.blend}  strength {s.strength:.2f}  "
@@ -91,3 +95,11 @@ def handle_key(key: str, pipeline: Pipeline, stop: threading.Event) -> None:
         control.toggle_auto_scale()
     elif key in ("+", "=", "-"):
         control.nudge_strength(-1 if key == "-" else 1)
+    elif key in ("[", "]", "m"):
+        try:
+            if key == "m":
+                control.step_mix_style()
+            else:
+                control.nudge_mix(1 if key == "]" else -1)
+        except StreamNSTError as exc:  # a style file of its own does not mix: say why
+            pipeline.styles.error = str(exc)

@@ -25,7 +25,7 @@ from streamnst.engine.temporal import Blender
 from streamnst.media.imageio import resize_to
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import UNet, run_padded
-from streamnst.nets.checkpoint_io import MAX_CANVAS, StyleCheckpoint, load_style
+from streamnst.nets.checkpoint_io import MAX_CANVAS, StyleCheckpoint, bank_style, load_style
 from streamnst.nets.padding import padding_for
 
 __all__ = ["Stylizer", "StylizerSettings", "image_to_tensor", "tensor_to_image"]
@@ -116,20 +116,15 @@ class Stylizer:
             model.fuse()
         return model
 
-    def set_modulation(self, modulation: dict) -> None:
-        """Paint with another style of the same bank (or a mix of its styles,
-        nets/conditional.py): its rows are folded into a copy of the network and the copy
-        swapped in. Milliseconds, on the calling thread: no reload, no new Stylizer."""
-        from streamnst.nets.conditional import apply_modulation
-
+    def restyled(self, name: str, mix: tuple[str, float] | None = None) -> Stylizer | None:
+        """This stylizer painting style `name` of its own bank, optionally mixed with
+        (other style, amount 0..1) of it: the bank is already in memory, so this is only a
+        fold into a fresh copy of the network (milliseconds), no file read. None where the
+        style is not in this style's bank (or the backend is not torch): load it instead."""
         if self.checkpoint.bank is None or self.settings.backend != "torch":
-            raise InputError("only a style from a bank (torch backend) takes a modulation")
-        net = copy.deepcopy(self.checkpoint.model)
-        apply_modulation(net, modulation)
-        model = self._folded(net)
-        if self.native:
-            model = model.to(self.dtype)
-        self.model = model.to(self.device, memory_format=self.memory_format)
+            return None
+        checkpoint = bank_style(self.checkpoint.bank, name, mix)
+        return None if checkpoint is None else Stylizer(checkpoint, self.settings)
 
     def set_scale(self, scale: float) -> None:
         """Change the internal scale; the network does not depend on it, so no rebuild."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from streamnst.core.errors import StreamNSTError
+from streamnst.core.errors import InputError, StreamNSTError
 from streamnst.engine.temporal import MODES
 from streamnst.nets.checkpoint_io import available_styles
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from streamnst.live.pipeline import Pipeline
 
 STRENGTH_STEP = 0.05
+MIX_STEP = 0.1
 
 
 class LiveControl:
@@ -40,6 +41,38 @@ class LiveControl:
         if name != current:
             self.pipeline.switch_style(name)
         return name
+
+    def set_mix(self, amount: float | None = None, style: str | None = None) -> None:
+        """Mix `amount` of bank style `style` into the current style; either left out keeps
+        the one in effect (the first time: the next style of the bank, amount 0)."""
+        p = self.pipeline
+        mix = p.styles.mix
+        if style is None:
+            style = mix[0] if mix and mix[0] in p.styles.mixable() else self._next_mixable()
+        if style is None:
+            raise InputError(f"{self.current_style()} has no other style in its bank to mix "
+                             "with: pick a bank style first")
+        if amount is None:
+            amount = mix[1] if mix else 0.0
+        p.set_mix(style, float(amount))
+
+    def nudge_mix(self, steps: int) -> None:
+        mix = self.pipeline.styles.mix
+        amount = mix[1] if mix else 0.0
+        self.set_mix(amount=min(1.0, max(0.0, round(amount + steps * MIX_STEP, 2))))
+
+    def step_mix_style(self) -> None:
+        """Mix with the next style of the bank instead (the amount stays)."""
+        self.set_mix(style=self._next_mixable())
+
+    def _next_mixable(self) -> str | None:
+        names = self.pipeline.styles.mixable()
+        mix = self.pipeline.styles.mix
+        if not names:
+            return None
+        if mix and mix[0] in names:
+            return names[(names.index(mix[0]) + 1) % len(names)]
+        return names[0]
 
     def set_blend(self, mode: str | None = None, strength: float | None = None) -> None:
         changes = {}
@@ -65,8 +98,8 @@ class LiveControl:
 
     # ----- several at once (JSON) --------------------------------------------------------
     def apply(self, data: dict) -> dict:
-        """Apply {style, blend, strength, scale (a number or "auto")} (any subset);
-        returns the new state, or {"error": ...} and changes nothing more."""
+        """Apply {style, blend, strength, scale (a number or "auto"), mix (0..1), mix_style}
+        (any subset); returns the new state, or {"error": ...} and changes nothing more."""
         p = self.pipeline
         problem = _type_problem(data)
         if problem:
@@ -87,6 +120,8 @@ class LiveControl:
                     return {"error": f"unknown style {name!r}"}
                 if name != self.current_style():
                     p.switch_style(name)
+            if "mix" in data or "mix_style" in data:
+                self.set_mix(data.get("mix"), data.get("mix_style"))
         except (StreamNSTError, TypeError, ValueError, OverflowError) as exc:
             return {"error": str(exc)}
         return self.state()
@@ -96,8 +131,11 @@ class LiveControl:
         p = self.pipeline
         s = p.summary()
         blend = p.blend_settings
+        mix = p.styles.mix
         return {"styles": list(available_styles()), "blend_modes": list(MODES),
                 "style": self.current_style(), "blend": blend.mode,
+                "mix": mix[1] if mix else 0.0, "mix_style": mix[0] if mix else None,
+                "mixable": p.styles.mixable(),
                 "strength": blend.strength, "scale": s.scale,
                 "auto_scale": s.auto_scale, "fps": round(s.fps, 1),
                 "latency_ms": round(s.latency_p50_ms, 1),
@@ -111,11 +149,12 @@ def _is_number(value: object) -> bool:
 def _type_problem(data: dict) -> str | None:
     """What is wrong with the types of a JSON control request, if anything ("0.5" for a
     number or true for a scale is refused, not converted)."""
-    for key in ("style", "blend"):
+    for key in ("style", "blend", "mix_style"):
         if key in data and not isinstance(data[key], str):
             return f"{key} must be a string"
-    if "strength" in data and not _is_number(data["strength"]):
-        return "strength must be a number"
+    for key in ("strength", "mix"):
+        if key in data and not _is_number(data[key]):
+            return f"{key} must be a number"
     if "scale" in data and data["scale"] != "auto" and not _is_number(data["scale"]):
         return 'scale must be a number between 0.1 and 1, or "auto"'
     return None

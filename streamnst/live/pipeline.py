@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from streamnst.core.errors import OutputError, StreamNSTError
+from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.core.stages import StageTimes
 from streamnst.engine.autoscale import AutoScale
@@ -25,6 +25,7 @@ from streamnst.engine.stylizer import Stylizer
 from streamnst.engine.temporal import Blender, BlendSettings
 from streamnst.live.sinks import Sink
 from streamnst.live.sources import Source
+from streamnst.live.style_switch import StyleSwitcher
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class LiveStats:
     source_fps: float
     frame_failures: int
     style: str
+    mix_style: str | None  # the bank style mixed into `style`, and how much (0..1)
+    mix: float
     blend: str
     strength: float
     scale: float
@@ -130,7 +133,6 @@ class Pipeline:
         self.blender = Blender(blend)
         self.max_frames = max_frames
         self.duration = duration
-        self.stylizer_factory = stylizer_factory
         self.auto_scale = auto_scale
         self.target_fps = target_fps
         self.autoscaler: AutoScale | None = None
@@ -141,55 +143,34 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self.switch_error: str | None = None
-        self.switching: str | None = None
-        self._pending_stylizer: Stylizer | None = None
-        self._switch_request = 0  # the newest switch_style call; older loads are dropped
+        self.styles = StyleSwitcher(lambda: self.stylizer, stylizer_factory)
         self._pending_blend: BlendSettings | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._loaders: list[threading.Thread] = []
         self._last_log = 0.0
         self.rss_start = rss_mb()
 
     # ----- control (thread-safe, for keys, the CLI and the WebRTC control channel) ----
-    def switch_style(self, style: str) -> threading.Thread:
-        """Load `style` in the background and swap it in at the next frame; never stalls."""
-        if self.stylizer_factory is None:
-            raise StreamNSTError("this pipeline was built without a way to load styles")
+    def switch_style(self, style: str) -> threading.Thread | None:
+        """Paint `style` from the next frame on; never stalls (live/style_switch.py).
+        Returns the loading thread where a style file must be loaded in the background."""
+        return self.styles.switch(style)
 
-        def load(request: int) -> None:
-            try:
-                new = self.stylizer_factory(style)
-            except StreamNSTError as exc:
-                new, error = None, str(exc)
-            with self._lock:
-                if request != self._switch_request:
-                    return  # a newer switch was asked for meanwhile: it wins
-                if new is None:
-                    self.switch_error = error
-                    log.warning("style switch failed: %s", error)
-                else:
-                    self._pending_stylizer, self.switch_error = new, None
-                self.switching = None
-
-        with self._lock:
-            self._switch_request += 1
-            request = self._switch_request
-        self.switching = style
-        thread = threading.Thread(target=load, args=(request,), name="style-loader",
-                                  daemon=True)
-        thread.start()
-        self._loaders = [t for t in self._loaders if t.is_alive()] + [thread]
-        return thread
+    def set_mix(self, other: str, amount: float) -> None:
+        """Mix `amount` (0..1) of bank style `other` into the current one."""
+        self.styles.set_mix(other, amount)
 
     @property
     def style_name(self) -> str:
-        """The style in effect or about to be: being loaded, loaded and waiting for the
-        next frame, or running."""
-        with self._lock:
-            pending = self._pending_stylizer
-        return self.switching or (pending.name if pending else self.stylizer.name)
+        return self.styles.style_name
+
+    @property
+    def switching(self) -> str | None:
+        return self.styles.switching
+
+    @property
+    def switch_error(self) -> str | None:
+        return self.styles.error
 
     def set_blend(self, settings: BlendSettings) -> None:
         with self._lock:
@@ -261,14 +242,15 @@ class Pipeline:
             self.done.set()
 
     def _apply_pending(self) -> None:
+        new, reset = self.styles.take()
         with self._lock:
-            new, self._pending_stylizer = self._pending_stylizer, None
             blend, self._pending_blend = self._pending_blend, None
         if new is not None:
             new.set_scale(self.stylizer.settings.scale)
             new.stages = self.stages
             self.stylizer = new
-            self.blender.reset()
+            if reset:
+                self.blender.reset()
             log.info("style is now %s", new.name)
         if blend is not None:
             self.blender.update(blend)
@@ -354,7 +336,7 @@ class Pipeline:
         self.source.stop(timeout)
         # a style still loading is waited for: the process exiting under a thread that is
         # inside torch's C++ aborted it ("terminate called without an active exception")
-        for loader in self._loaders:
+        for loader in self.styles.loaders:
             loader.join(5.0)
         sink_errors = []
         for sink in self.sinks:
@@ -398,6 +380,8 @@ class Pipeline:
             source_fps=self.source.fps,
             frame_failures=s.frame_failures,
             style=self.stylizer.name,
+            mix_style=self.styles.mix[0] if self.styles.mix else None,
+            mix=self.styles.mix[1] if self.styles.mix else 0.0,
             blend=self.blender.settings.mode,
             strength=self.blender.settings.strength,
             scale=self.stylizer.settings.scale,

@@ -33,7 +33,7 @@ from torch import nn
 from streamnst.core.atomic import atomic_path
 from streamnst.core.errors import CheckpointError
 from streamnst.nets import ARCHITECTURES, build_model
-from streamnst.nets.conditional import modulation_state
+from streamnst.nets.conditional import apply_modulation, mix_modulations, modulation_state
 from streamnst.nets.transformer_net import clean_state_dict, looks_like_transformer_net
 
 FORMAT = "streamnst-style"
@@ -111,27 +111,55 @@ def available_styles() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for directory in reversed(style_dirs()):
         for path in sorted(directory.glob(f"*{BANK_SUFFIX}")):
-            found.update(dict.fromkeys(_bank_names(path), path))
+            found.update(dict.fromkeys(bank_names(path), path))
         for path in sorted(directory.glob(f"*{SUFFIX}")):
             if not path.name.endswith(BANK_SUFFIX):
                 found[path.stem] = path
     return dict(sorted(found.items()))
 
 
-_bank_index: dict[Path, tuple[float, list[str]]] = {}
+_bank_cache: dict[Path, tuple[float, dict]] = {}
 
 
-def _bank_names(path: Path) -> list[str]:
-    """The style names a bank file holds (read once per file version); [] if unreadable."""
+def read_bank(path: Path) -> dict:
+    """A checked bank's dict, read once per file version: listing, switching and mixing its
+    styles touch no disk after the first time."""
+    path = Path(path)
+    mtime = path.stat().st_mtime
+    cached = _bank_cache.get(path)
+    if cached is None or cached[0] != mtime:
+        _bank_cache[path] = (mtime, _check_bank(path, read_checkpoint_file(path)))
+    return _bank_cache[path][1]
+
+
+def bank_names(path: Path) -> list[str]:
+    """The style names a bank file holds; [] if unreadable."""
     try:
-        mtime = path.stat().st_mtime
-        cached = _bank_index.get(path)
-        if cached is None or cached[0] != mtime:
-            names = [s["name"] for s in _check_bank(path, read_checkpoint_file(path))["styles"]]
-            _bank_index[path] = (mtime, names)
-        return _bank_index[path][1]
+        return [s["name"] for s in read_bank(path)["styles"]]
     except (CheckpointError, OSError):
         return []
+
+
+def bank_style(path: Path, name: str, mix: tuple[str, float] | None = None
+               ) -> StyleCheckpoint | None:
+    """Style `name` of the bank at `path`, optionally mixed with `amount` of another of its
+    styles (mix = (other, amount), amount 0..1); None if the bank has no style `name`."""
+    data = read_bank(path)
+    names = [s["name"] for s in data["styles"]]
+    if name not in names:
+        return None
+    style = style_from_bank(path, data, names.index(name))
+    other, amount = mix or (name, 0.0)
+    if not 0.0 <= amount <= 1.0:
+        raise CheckpointError(f"a mix amount must be between 0 and 1, got {amount}")
+    if other not in names:
+        raise CheckpointError(f"cannot mix {name} with {other}: they are not in one bank "
+                              f"({path.name} holds {', '.join(names)})")
+    if amount > 0.0 and other != name:
+        mods = [data["styles"][names.index(n)]["modulation"] for n in (name, other)]
+        apply_modulation(style.model, mix_modulations(mods, [1.0 - amount, amount]))
+        style.style["mix"] = [other, float(amount)]
+    return style
 
 
 DEFAULT_STYLE = "starry_night"
@@ -331,6 +359,10 @@ def _check_bank(path: Path, data: object) -> dict:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
                 or not isinstance(entry.get("modulation"), dict):
             raise CheckpointError(f"{path}: every bank style needs a name and a modulation")
+        for norm, rows in entry["modulation"].items():
+            if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.shape[0] != 4:
+                raise CheckpointError(f"{path}: style {entry['name']}: modulation {norm} "
+                                      "is not 4xC")
     return data
 
 
@@ -342,9 +374,6 @@ def style_from_bank(path: Path, data: dict, index: int) -> StyleCheckpoint:
         model = build_model("unet", **args)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad arguments for unet: {exc}") from None
-    for norm, rows in entry["modulation"].items():
-        if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.shape[0] != 4:
-            raise CheckpointError(f"{path}: style {entry['name']}: modulation {norm} is not 4xC")
     state = {**data["trunk"], **modulation_state(entry["modulation"])}
     own = model.state_dict()
     for key in own:  # batch-norm step counters are not kept per style

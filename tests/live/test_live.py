@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
-import pyvirtualcam
 from cli_helpers import assert_clean_error, free_port, run_cli, wait_for_server
 from media import make_video, probe
+from recording_camera import RecordingCamera
 
 from streamnst.core.errors import InputError
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
@@ -24,49 +24,6 @@ from streamnst.live.sources import PatternSource, VideoFileSource, WebcamSource,
 from streamnst.media.video import VideoReader
 from streamnst.nets import UNet
 from streamnst.nets.checkpoint_io import save_style
-
-
-class RecordingCamera:
-    """A pyvirtualcam backend that keeps what it is sent (the library's own seam)."""
-
-    instances: list["RecordingCamera"] = []
-    delay = 0.0
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self.frames: list[np.ndarray] = []
-        self.closed = False
-        RecordingCamera.instances.append(self)
-
-    def send(self, frame):
-        time.sleep(self.delay)
-        # pyvirtualcam hands backends the packed native-format buffer
-        self.frames.append(np.array(frame, copy=True).reshape(self.height, self.width, 3))
-
-    def close(self):
-        self.closed = True
-
-    def device(self):
-        return "recording-cam"
-
-    def native_fourcc(self):
-        return pyvirtualcam.util.FOURCC_RGB
-
-
-class SlowCamera(RecordingCamera):
-    delay = 0.15
-
-
-class BrokenCamera(RecordingCamera):
-    """A driver that fails on every frame."""
-
-    def send(self, frame):
-        raise RuntimeError("the camera driver rejected the frame")
-
-
-pyvirtualcam.register_backend("recording", RecordingCamera)
-pyvirtualcam.register_backend("slow", SlowCamera)
-pyvirtualcam.register_backend("broken", BrokenCamera)
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,9 @@ import copy
 
 import pytest
 import torch
+from conftest import random_bank
 
-from streamnst.core.errors import CheckpointError, InputError
+from streamnst.core.errors import CheckpointError
 from streamnst.nets import UNet, run_padded
 from streamnst.nets.checkpoint_io import (
     available_styles,
@@ -18,23 +19,10 @@ from streamnst.nets.checkpoint_io import (
     style_from_bank,
 )
 from streamnst.nets.conditional import (
-    StyleBank,
     apply_modulation,
     mix_modulations,
     modulation_of,
 )
-
-
-def _bank(styles: int = 3) -> StyleBank:
-    torch.manual_seed(0)
-    bank = StyleBank(styles, width=4, res_convs=2, head="plain", ends="shuffle")
-    with torch.no_grad():  # every style its own rows, none at the defaults
-        for bn in bank.norms.values():
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.3, 0.3)
-            bn.running_mean.uniform_(-0.2, 0.2)
-            bn.running_var.uniform_(0.5, 1.5)
-    return bank.eval()
 
 
 def _x() -> torch.Tensor:
@@ -42,7 +30,7 @@ def _x() -> torch.Tensor:
 
 
 def test_exported_and_folded_style_matches_the_bank():
-    bank = _bank()
+    bank = random_bank()
     x = _x()
     for s in range(bank.styles):
         with torch.no_grad():
@@ -61,7 +49,7 @@ def test_exported_and_folded_style_matches_the_bank():
 
 
 def test_mix_is_the_styles_at_its_ends_and_between_them():
-    bank = _bank(2)
+    bank = random_bank(2)
     mods = [bank.modulation(0), bank.modulation(1)]
     net = bank.export(0)
     x = _x()
@@ -92,7 +80,7 @@ def test_modulation_must_fit_the_network():
 
 
 def test_bank_file_round_trips_and_lists_every_style(tmp_path, monkeypatch):
-    bank = _bank()
+    bank = random_bank()
     home = tmp_path / "home"
     monkeypatch.setenv("STREAMNST_HOME", str(home))
     path = home / "checkpoints" / "mine.bank.pth"
@@ -119,31 +107,36 @@ def test_a_broken_bank_is_one_clear_error(tmp_path):
         load_style(path)
 
 
-def test_a_stylizer_switches_and_mixes_bank_styles_in_place(tmp_path):
+def test_a_stylizer_repaints_with_its_banks_styles_and_mixes(tmp_path):
     import time
 
     import numpy as np
 
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
 
-    bank = _bank(2)
-    path = save_bank(tmp_path / "two.bank.pth", bank, [{"name": "a"}, {"name": "b"}])
+    path = save_bank(tmp_path / "two.bank.pth", random_bank(2), [{"name": "a"}, {"name": "b"}])
     frame = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
     settings = StylizerSettings(device="cpu", dtype="fp32")
-    a, b = Stylizer(load_style(path), settings), Stylizer(load_style(path), settings)
+    a = Stylizer(load_style(path), settings)
     b_alone = Stylizer(style_from_bank(path, read_checkpoint_file(path), 1), settings)
+    a.restyled("a")  # the first fold reads the bank; later ones find it in memory
     t0 = time.perf_counter()
-    a.set_modulation(bank.modulation(1))
+    b = a.restyled("b")
     switch_s = time.perf_counter() - t0
-    assert np.array_equal(a.stylize(frame), b_alone.stylize(frame))
-    assert not np.array_equal(b.stylize(frame), b_alone.stylize(frame))
-    mods = [bank.modulation(0), bank.modulation(1)]
-    a.set_modulation(mix_modulations(mods, [0.5, 0.5]))
-    mixed = a.stylize(frame)
-    assert not np.array_equal(mixed, b.stylize(frame))
-    assert not np.array_equal(mixed, b_alone.stylize(frame))
+    assert b.name == "b" and np.array_equal(b.stylize(frame), b_alone.stylize(frame))
+    assert not np.array_equal(a.stylize(frame), b.stylize(frame))
+    half = a.restyled("a", ("b", 0.5))
+    mixed = half.stylize(frame).astype(int)
+    ends = a.stylize(frame).astype(int), b.stylize(frame).astype(int)
+    assert half.name == "a" and half.checkpoint.style["mix"] == ["b", 0.5]
+    apart = np.abs(ends[0] - ends[1]).mean()
+    # between the two, at neither end
+    assert apart > 1 and all(0 < np.abs(mixed - end).mean() < apart for end in ends)
+    assert np.array_equal(a.restyled("a", ("b", 0.0)).stylize(frame), ends[0])
     assert switch_s < 1.0  # a fold, not a load (the live figure is in docs/benchmarks.md)
+    assert a.restyled("no_such_style") is None  # not in the bank: the caller loads a file
+    with pytest.raises(CheckpointError, match="not in one bank"):
+        a.restyled("a", ("elsewhere", 0.5))
     plain = save_style(tmp_path / "plain.pth", UNet(width=4, res_convs=2), "unet",
                        style={"name": "plain"})
-    with pytest.raises(InputError, match="only a style from a bank"):
-        Stylizer(plain, settings).set_modulation(mods[0])
+    assert Stylizer(plain, settings).restyled("a") is None

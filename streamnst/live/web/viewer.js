@@ -30,13 +30,19 @@ function showState(state) {
   }
   view.state = state;
   const fill = (select, items, value) => {
-    if (select.options.length !== items.length) {
+    if ([...select.options].map((o) => o.value).join("\n") !== items.join("\n")) {
       select.replaceChildren(...items.map((n) => new Option(n, n)));
     }
     if (value !== undefined && document.activeElement !== select) select.value = value;
   };
   fill($("style"), state.styles, state.style);
   fill($("blend"), state.blend_modes, state.blend);
+  // styles of one bank mix: the slider shows only where the current style has partners
+  const mixable = state.mixable || [];
+  $("mix-row").hidden = mixable.length === 0;
+  fill($("mix-style"), mixable, state.mix_style || mixable[0]);
+  if (document.activeElement !== $("mix")) $("mix").value = state.mix;
+  $("mix-value").textContent = Math.round(Number(state.mix) * 100) + "%";
   if (document.activeElement !== $("strength")) $("strength").value = state.strength;
   if (document.activeElement !== $("scale")) $("scale").value = state.scale;
   $("strength-value").textContent = Number(state.strength).toFixed(2);
@@ -115,6 +121,8 @@ $("camera").onclick = async () => {
 
 $("style").onchange = (e) => control({ style: e.target.value });
 $("blend").onchange = (e) => control({ blend: e.target.value });
+$("mix-style").onchange = (e) => control({ mix_style: e.target.value });
+$("mix").onchange = (e) => control({ mix: Number(e.target.value), mix_style: $("mix-style").value });
 $("strength").onchange = (e) => control({ strength: Number(e.target.value) });
 $("scale").onchange = (e) => control({ scale: Number(e.target.value) });
 $("auto-scale").onchange = (e) => control({ scale: e.target.checked ? "auto" : Number($("scale").value) });
