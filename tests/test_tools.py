@@ -67,6 +67,25 @@ def test_gallery_sheet_draws_painting_and_stylised_frames(tiny_style, tmp_path):
     assert tint[0] > tint[1]  # tinted_unet((1.5, -1.0, 0.5)): redder, less green
 
 
+def test_look_report_measures_styles_on_frames_and_draws_them(tiny_style, tmp_path):
+    from conftest import random_bank
+
+    from streamnst.nets.checkpoint_io import save_bank
+
+    bank = save_bank(tmp_path / "two.bank.pth", random_bank(2), [{"name": "a"}, {"name": "b"}])
+    out = tmp_path / "look.png"
+    r = tool("look_report.py", "--style", tiny_style, "--bank", bank, "--frame", "demo:2",
+             "--frame", "demo:2@100,0,200,150", "--sheet", out, "--cell", "64x48")
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| tiny (tiny.pth)", "| a (bank)",
+                                                     "| b (bank)"]
+    # the tinted network keeps the scene's layout; its numbers are the measured ones
+    structure = float(re.search(r"\| ([0-9.]+)[ ✗]* \(min", rows[0]).group(1))
+    assert 0.5 < structure <= 1.0
+    sheet = read_image(out)
+    assert sheet.shape == (4 * (48 + 4) + 4, 3 * (64 + 4) + 4, 3)  # painting + 2 frames
+
+
 def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
     from conftest import tinted_unet
 

@@ -29,7 +29,12 @@ from style_card import SIZE as ANCHOR_SIZE
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.media.demo import resolve_media
 from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
-from streamnst.nets.checkpoint_io import StyleCheckpoint, bundled_dir, load_style
+from streamnst.nets.checkpoint_io import (
+    StyleCheckpoint,
+    available_styles,
+    bundled_dir,
+    load_style,
+)
 from streamnst.offline.metrics import read_frames
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "styles"
@@ -96,7 +101,8 @@ def main() -> None:
                         help="where Gatys renders are kept (shared with style_card.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    bundled = sorted(p.stem for p in bundled_dir().glob("*.pth"))
+    # by name: a bank file holds several styles
+    bundled = sorted(n for n, p in available_styles().items() if p.parent == bundled_dir())
     order = gallery_order()
     styles = args.style or [s for s in order if s in bundled] + \
         [s for s in bundled if s not in order]

@@ -3,7 +3,7 @@
 #   bash tools/train_bank.sh RUN_DIR PHOTOS_DIR [extra train-bank flags]
 # PHOTOS_DIR: `python tools/bank_photos.py PHOTOS_DIR` builds it from ../shared/data.
 # A run directory with a state resumes exactly. A fresh one starts from the committed bank
-# (checkpoints/training/gallery.bank.pth: its trunk, modulations and step count) when there
+# (checkpoints/gallery.bank.pth: its trunk, modulations and step count) when there
 # is one, else from the default style. Copy RUN_DIR/gallery.bank.pth back there and commit
 # it every hour or so; the next machine goes on from it.
 set -euo pipefail
@@ -13,7 +13,7 @@ shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 mkdir -p "$run"
-committed=checkpoints/training/gallery.bank.pth
+committed=checkpoints/gallery.bank.pth
 resume=()
 if [[ -f $run/run/state.pth ]]; then
   resume=(--resume)

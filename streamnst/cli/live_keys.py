@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 from rich.table import Table
+from rich.text import Text
 
 from streamnst.core.errors import StreamNSTError
 from streamnst.live.control import LiveControl
@@ -45,7 +46,7 @@ def status_table(pipeline: Pipeline) -> Table:
         table.add_row("sink", f"{name}: sent {info['sent']}, dropped {info['dropped']}")
     for problem in s.sink_problems:
         table.add_row("[yellow]sink[/]", f"[yellow]{problem}[/]")
-    table.caption = KEYS_HELP
+    table.caption = Text(KEYS_HELP)  # plain text: "[/]" would read as a markup tag
     return table
 
 

@@ -247,7 +247,15 @@ def _load_state(path: Path, model: nn.Module, state: dict, what: str) -> None:
 
 def load_style(name_or_path: str | os.PathLike) -> StyleCheckpoint:
     """Load a style by name or path; any problem is a CheckpointError naming the file.
-    A bank's path loads its first style; a name loads that style from its bank."""
+    A bank's path loads its first style, BANK.bank.pth:NAME its style NAME; a name loads
+    that style from its bank."""
+    in_bank = _bank_and_name(str(name_or_path))
+    if in_bank:
+        found = bank_style(*in_bank)
+        if found is None:
+            raise CheckpointError(f"{in_bank[0]} has no style {in_bank[1]!r} (it has "
+                                  f"{', '.join(bank_names(in_bank[0]))})")
+        return found
     path = resolve_style(name_or_path)
     data = read_checkpoint_file(path)
     if not isinstance(data, dict):
@@ -274,6 +282,14 @@ UNET_V1_SAMPLING = {"up": "nearest", "down": "stride"}
 #: the range each numeric network argument may take in a file: a file asking for more
 #: would allocate gigabytes before any check of its weights could fail
 ARG_RANGES = {"width": (1, 256), "res_convs": (2, 64), "fine_blocks": (0, 16)}
+
+
+def _bank_and_name(text: str) -> tuple[Path, str] | None:
+    """BANK.bank.pth:NAME -> (that bank, NAME), where the bank file exists."""
+    path, _, name = text.rpartition(":")
+    if name and path.endswith(BANK_SUFFIX) and Path(path).expanduser().is_file():
+        return Path(path).expanduser(), name
+    return None
 
 
 def _check_fields(path: Path, data: dict) -> dict:

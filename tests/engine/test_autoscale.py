@@ -118,6 +118,7 @@ def test_live_pipeline_adapts_then_obeys_a_fixed_scale(tiny_style):
         s = pipe.summary()
         assert s.auto_scale and s.target_fps == 100_000 and s.scale_changes >= 1
         assert "scale 0.50 (auto for 100000 fps)" in _panel(pipe)
+        assert "[/] mix less/more" in _panel(pipe)  # the keys line, printed as written
         pipe.set_scale(0.8)  # a user's choice: adaptation stops
         frames = pipe.summary().frames_out
         assert _wait(lambda: pipe.summary().frames_out > frames + 40)

@@ -99,6 +99,19 @@ def test_bank_file_round_trips_and_lists_every_style(tmp_path, monkeypatch):
                                   atol=1e-5)
 
 
+def test_a_bank_file_names_one_of_its_styles_after_a_colon(tmp_path):
+    bank = random_bank(2)
+    path = save_bank(tmp_path / "shared.bank.pth", bank, [{"name": "a"}, {"name": "b"}])
+    ckpt = load_style(f"{path}:b")  # a bank someone sent, used without installing it
+    assert ckpt.name == "b" and ckpt.bank == path
+    x = _x()
+    with torch.no_grad():
+        assert torch.allclose(run_padded(ckpt.model, x), run_padded(bank.select(1), x),
+                              atol=1e-5)
+    with pytest.raises(CheckpointError, match="has no style 'c' .*it has a, b"):
+        load_style(f"{path}:c")
+
+
 def test_a_broken_bank_is_one_clear_error(tmp_path):
     path = tmp_path / "bad.bank.pth"
     torch.save({"format": "streamnst-bank", "version": 1, "arch_args": {}, "trunk": {},

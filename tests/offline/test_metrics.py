@@ -130,3 +130,21 @@ def test_colour_distance_sees_a_palette_moved_to_the_painting():
     assert colour_distance(frame, palette) > 20
     assert colour_distance(moved, palette) < 0.15 * colour_distance(frame, palette)
     assert colour_distance(painting, palette) < 1e-3
+
+
+def test_structure_kept_sees_the_scene_through_brushwork_but_not_a_new_layout():
+    from streamnst.core.errors import InputError
+    from streamnst.offline.metrics import structure_kept
+
+    rng = np.random.default_rng(4)
+    frame = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (256, 192),
+                       interpolation=cv2.INTER_CUBIC)  # broad light and dark masses
+    assert structure_kept(frame, frame) == pytest.approx(1.0)
+    strokes = rng.integers(-60, 60, frame.shape)  # fine texture over the same masses
+    painted = np.clip(frame.astype(int) + strokes, 0, 255).astype(np.uint8)
+    assert structure_kept(frame, painted) > 0.95
+    moved = np.ascontiguousarray(frame[::-1, ::-1])  # the same picture, another layout
+    assert structure_kept(frame, moved) < 0.5
+    assert structure_kept(frame, np.full_like(frame, 128)) == 0.0  # a flat output keeps none
+    with pytest.raises(InputError, match="one size"):
+        structure_kept(frame, frame[:100])
