@@ -120,6 +120,27 @@ def cross_site_attack(driver, pipe, server) -> dict:
             "offers_answered": server.offers_answered - before["answered"]}
 
 
+def mix_from_the_page(driver, pipe) -> dict:
+    """The mix row: hidden for a style file, shown for a bank style with its partners, and
+    its slider mixing the other style into what the pipeline paints."""
+    from selenium.webdriver.support.ui import Select
+
+    shown = "return !document.getElementById('mix-row').hidden"
+    out = {"hidden_for_a_file": not driver.execute_script(shown)}
+    Select(driver.find_element("id", "style")).select_by_value("g1")
+    out["bank_style_running"] = bool(wait(lambda: pipe.stylizer.name == "g1", 20))
+    out["shown_for_a_bank_style"] = bool(wait(lambda: driver.execute_script(shown), 10))
+    out["partners"] = driver.execute_script(
+        "return [...document.getElementById('mix-style').options].map((o) => o.value)")
+    driver.execute_script("const m = document.getElementById('mix'); m.value = 0.5;"
+                          "m.dispatchEvent(new Event('change'));")
+    out["mixed"] = bool(wait(lambda: pipe.stylizer.checkpoint.style.get("mix") == ["g2", 0.5],
+                             10))
+    out["page_shows"] = wait(lambda: driver.execute_script(
+        "return document.getElementById('mix-value').textContent") == "50%" and "50%", 10)
+    return out
+
+
 def wait(pred, timeout, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -150,12 +171,18 @@ def main(report_path: str, screenshot: str | None) -> None:
     paths = {name: save_style(home / "checkpoints" / f"{name}.pth", tinted_unet(tint), "unet",
                               style={"name": name})
              for name, tint in (("alpha", (1.5, -1.0, 0.0)), ("beta", (-1.5, 1.0, 1.0)))}
+    from conftest import random_bank
+
+    from streamnst.nets.checkpoint_io import save_bank
+
+    save_bank(home / "checkpoints" / "duo.bank.pth", random_bank(2),
+              [{"name": "g1"}, {"name": "g2"}])
     img = np.zeros((120, 160, 3), np.uint8)
     img[:] = (30, 160, 220)
     cv2.imwrite(str(home / "flat.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
     def make(name):
-        return Stylizer(paths[name], StylizerSettings(device="cpu", dtype="fp32"))
+        return Stylizer(paths.get(name, name), StylizerSettings(device="cpu", dtype="fp32"))
 
     expected = {n: make(n).stylize(img)[30:90, 40:120].reshape(-1, 3).mean(0).tolist()
                 for n in paths}
@@ -185,7 +212,7 @@ def main(report_path: str, screenshot: str | None) -> None:
         if screenshot:
             driver.save_screenshot(screenshot)
         wait(lambda: driver.execute_script(
-            "return document.getElementById('style').options.length") == 2, 10)
+            "return document.getElementById('style').options.length") == 4, 10)
         Select(driver.find_element("id", "style")).select_by_value("beta")
         report["switched"] = bool(wait(lambda: pipe.stylizer.name == "beta", 20))
         time.sleep(1.5)
@@ -198,6 +225,7 @@ def main(report_path: str, screenshot: str | None) -> None:
         report["auto_scale_on"] = bool(wait(lambda: pipe.autoscaler is not None, 10))
         driver.find_element("id", "auto-scale").click()  # -> off: the slider's scale again
         report["auto_scale_off"] = bool(wait(lambda: pipe.autoscaler is None, 10))
+        report["mix"] = mix_from_the_page(driver, pipe)
         driver.get(sink.server.url + "?bare=1")
         report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()
         report["cross_site"] = cross_site_attack(driver, pipe, sink.server)

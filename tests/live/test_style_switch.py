@@ -2,7 +2,10 @@
 the caller's thread (no loader thread, no gap in the frames) and the JSON control drives it,
 with clear refusals where a mix cannot be made."""
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import cv2
 import numpy as np
@@ -16,6 +19,7 @@ from streamnst.live.control import LiveControl
 from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import VirtualCameraSink
 from streamnst.live.sources import ImageSource
+from streamnst.live.webrtc import WebRTCSink
 from streamnst.media.imageio import read_image
 from streamnst.nets.checkpoint_io import load_style, save_bank, save_style
 
@@ -41,9 +45,13 @@ def running(tmp_path, monkeypatch):
     def make(name):
         return Stylizer(load_style(name), SETTINGS)
 
+    web = WebRTCSink(port=0)  # POST /api/control, the viewer's own route
     p = Pipeline(ImageSource(tmp_path / "still.png", fps=40), make("a"),
-                 [VirtualCameraSink(backend="recording")], BlendSettings(mode="off"),
-                 stylizer_factory=make).start()
+                 [VirtualCameraSink(backend="recording"), web], BlendSettings(mode="off"),
+                 stylizer_factory=make)
+    web.attach(p)
+    p.start()
+    p.web = web
     p.expected = lambda name, mix=None: _paint(make(name), name, mix, image)
     yield p
     p.stop()
@@ -137,3 +145,28 @@ def test_mixes_that_cannot_be_made_are_refused_and_change_nothing(running):
     error = control.apply({"mix": 0.3})["error"]
     assert "solo" in error and "pick a bank style" in error
     assert control.state()["mix"] == 0.0
+
+
+def _control(p, body: dict) -> tuple[int, dict]:
+    url = f"http://127.0.0.1:{p.web.server.port}/api/control"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_the_http_control_api_mixes_and_refuses_a_mix_as_text(running):
+    p = running
+    code, state = _control(p, {"mix": 0.4, "mix_style": "b"})
+    assert code == 200 and (state["mix"], state["mix_style"]) == (0.4, "b")
+    assert state["mixable"] == ["b", "c"]
+    _wait_for(p, p.expected("a", ("b", 0.4)))
+    code, state = _control(p, {"mix": "0.9"})
+    assert code == 400 and state["error"] == "mix must be a number"
+    assert _control(p, {"mix": 1.2})[0] == 400
+    _frames(len(RecordingCamera.instances[0].frames) + 3)  # the stream kept going
+    assert RecordingCamera.instances[0].frames and _same(
+        RecordingCamera.instances[0].frames[-1], p.expected("a", ("b", 0.4)))
