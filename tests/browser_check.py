@@ -225,6 +225,8 @@ def main(report_path: str, screenshot: str | None) -> None:
         report["auto_scale_on"] = bool(wait(lambda: pipe.autoscaler is not None, 10))
         driver.find_element("id", "auto-scale").click()  # -> off: the slider's scale again
         report["auto_scale_off"] = bool(wait(lambda: pipe.autoscaler is None, 10))
+        driver.find_element("id", "keep-colors").click()
+        report["keep_colors_on"] = bool(wait(lambda: pipe.stylizer.settings.keep_colors, 10))
         report["mix"] = mix_from_the_page(driver, pipe)
         driver.get(sink.server.url + "?bare=1")
         report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()

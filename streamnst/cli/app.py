@@ -83,11 +83,14 @@ def stylizer_options(f):
                      help="Strength (levels of 255) of the fixed grain the network paints "
                           "flat walls from; 0 leaves them flat (default: the amount the "
                           "style was trained with).")(f)
+    f = click.option("--keep-colors", is_flag=True,
+                     help="Keep the input's colours: the painting's light, dark and strokes "
+                          "in the camera's own colours.")(f)
     return f
 
 
 def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None,
-                  shading=None, canvas=None):
+                  shading=None, canvas=None, keep_colors=False):
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
     from streamnst.nets.checkpoint_io import DEFAULT_STYLE
 
@@ -97,7 +100,7 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
     settings = StylizerSettings(device=device, dtype=dtype,
                                 scale=1.0 if scale is None else scale, threads=threads,
                                 backend=backend, max_side=max_side or None, shading=shading,
-                                canvas=canvas)
+                                canvas=canvas, keep_colors=keep_colors)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 

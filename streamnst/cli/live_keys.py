@@ -17,7 +17,7 @@ from streamnst.live.control import LiveControl
 from streamnst.live.pipeline import Pipeline
 
 KEYS_HELP = ("keys: n/p next/prev style  [/] mix less/more  m mix with next  b blend mode  "
-             "+/- strength  a auto scale on/off  q quit")
+             "+/- strength  c keep colours  a auto scale on/off  q quit")
 
 
 def status_table(pipeline: Pipeline) -> Table:
@@ -37,6 +37,8 @@ def status_table(pipeline: Pipeline) -> Table:
         style += f"  [red]{pipeline.switch_error}[/]"
     if s.mix_style and s.mix > 0:
         style += f"  + {s.mix:.0%} {s.mix_style}"
+    if s.keep_colors:
+        style += "  in the input's colours"
     table.add_row("style", style)
     auto = f" (auto for {s.target_fps:g} fps)" if s.auto_scale else ""
     table.add_row("blend", f"{s.blend}  strength {s.strength:.2f}  "
@@ -94,6 +96,8 @@ def handle_key(key: str, pipeline: Pipeline, stop: threading.Event) -> None:
         control.cycle_blend()
     elif key == "a":
         control.toggle_auto_scale()
+    elif key == "c":
+        control.toggle_keep_colors()
     elif key in ("+", "=", "-"):
         control.nudge_strength(-1 if key == "-" else 1)
     elif key in ("[", "]", "m"):

@@ -30,7 +30,7 @@ from streamnst.core.signals import stop_requested
               help="Stop a video after this many frames.")
 @blend_options
 def stylize(input_path, output_path, style, device, dtype, scale, max_side, threads, backend,
-            shading, canvas, overwrite, max_frames, blend, strength):
+            shading, canvas, keep_colors, overwrite, max_frames, blend, strength):
     """Stylise an image or a video file (mp4/H.264, webm/VP9 or an animated gif, by suffix).
 
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
@@ -44,7 +44,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
     blender = Blender(BlendSettings(mode=blend, strength=strength))
     stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side, shading,
-                             canvas)
+                             canvas, keep_colors)
 
     def process(image):
         return stylizer.stylize(image, blender)

@@ -20,6 +20,7 @@ from streamnst.core.errors import InputError
 from streamnst.core.frame import Frame, check_image
 from streamnst.core.stages import StageTimes
 from streamnst.engine.canvas import add_canvas
+from streamnst.engine.colours import keep_colors
 from streamnst.engine.shading import keep_shading
 from streamnst.engine.temporal import Blender
 from streamnst.media.imageio import resize_to
@@ -52,6 +53,8 @@ class StylizerSettings:
     # the grain (levels of 255) the network paints flat regions from (engine/canvas.py);
     # None: the amount the style was trained with
     canvas: float | None = None
+    # the input's colours with the painting's light and strokes (engine/colours.py)
+    keep_colors: bool = False
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.scale <= 1.0:
@@ -126,6 +129,10 @@ class Stylizer:
         checkpoint = bank_style(self.checkpoint.bank, name, mix)
         return None if checkpoint is None else Stylizer(checkpoint, self.settings)
 
+    def set_keep_colors(self, on: bool) -> None:
+        """Keep the input's colours from the next frame on (no rebuild: it is a last step)."""
+        self.settings = dataclasses.replace(self.settings, keep_colors=bool(on))
+
     def set_scale(self, scale: float) -> None:
         """Change the internal scale; the network does not depend on it, so no rebuild."""
         self.settings = dataclasses.replace(self.settings, scale=scale)
@@ -143,7 +150,8 @@ class Stylizer:
                 "device": str(self.device),
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
                 "scale": self.settings.scale, "max_side": self.settings.max_side,
-                "shading": self.shading, "canvas": self.canvas}
+                "shading": self.shading, "canvas": self.canvas,
+                "keep_colors": self.settings.keep_colors}
 
     def scale_for(self, h: int, w: int) -> float:
         """The scale a frame of this size is stylised at: `scale` of the working size, which
@@ -218,6 +226,9 @@ class Stylizer:
                 out = keep_shading(work, out, self.shading)
         if blend is not None:
             out = blend(work, out)
+        if self.settings.keep_colors:  # after the blend: the output's colours are exactly
+            with timed("colours"):      # the input's, whatever the blend carried over
+                out = keep_colors(work, out)
         if work is not image:
             with timed("resize"):
                 out = resize_to(out, (w, h))

@@ -91,6 +91,10 @@ class LiveControl:
         cur = self.pipeline.blend_settings.strength
         self.set_blend(strength=min(0.95, max(0.0, round(cur + steps * STRENGTH_STEP, 2))))
 
+    def toggle_keep_colors(self) -> None:
+        p = self.pipeline
+        p.set_keep_colors(not p.stylizer.settings.keep_colors)
+
     def toggle_auto_scale(self) -> None:
         """Off: keep the scale adaptation has reached; on: adapt from there."""
         p = self.pipeline
@@ -98,7 +102,8 @@ class LiveControl:
 
     # ----- several at once (JSON) --------------------------------------------------------
     def apply(self, data: dict) -> dict:
-        """Apply {style, blend, strength, scale (a number or "auto"), mix (0..1), mix_style}
+        """Apply {style, blend, strength, scale (a number or "auto"), mix (0..1), mix_style,
+        keep_colors (true/false)}
         (any subset); returns the new state, or {"error": ...} and changes nothing more."""
         p = self.pipeline
         problem = _type_problem(data)
@@ -120,6 +125,8 @@ class LiveControl:
                     return {"error": f"unknown style {name!r}"}
                 if name != self.current_style():
                     p.switch_style(name)
+            if "keep_colors" in data:
+                p.set_keep_colors(data["keep_colors"])
             if "mix" in data or "mix_style" in data:
                 self.set_mix(data.get("mix"), data.get("mix_style"))
         except (StreamNSTError, TypeError, ValueError, OverflowError) as exc:
@@ -136,6 +143,7 @@ class LiveControl:
                 "style": self.current_style(), "blend": blend.mode,
                 "mix": mix[1] if mix else 0.0, "mix_style": mix[0] if mix else None,
                 "mixable": p.styles.mixable(),
+                "keep_colors": p.stylizer.settings.keep_colors,
                 "strength": blend.strength, "scale": s.scale,
                 "auto_scale": s.auto_scale, "fps": round(s.fps, 1),
                 "latency_ms": round(s.latency_p50_ms, 1),
@@ -152,6 +160,8 @@ def _type_problem(data: dict) -> str | None:
     for key in ("style", "blend", "mix_style"):
         if key in data and not isinstance(data[key], str):
             return f"{key} must be a string"
+    if "keep_colors" in data and not isinstance(data["keep_colors"], bool):
+        return "keep_colors must be true or false"
     for key in ("strength", "mix"):
         if key in data and not _is_number(data[key]):
             return f"{key} must be a number"

@@ -91,6 +91,7 @@ class LiveStats:
     style: str
     mix_style: str | None  # the bank style mixed into `style`, and how much (0..1)
     mix: float
+    keep_colors: bool  # the input's colours with the painting's light and strokes
     blend: str
     strength: float
     scale: float
@@ -192,6 +193,11 @@ class Pipeline:
             self.auto_scale, self.autoscaler = False, None
             self.stylizer.set_scale(float(scale))
 
+    def set_keep_colors(self, on: bool) -> None:
+        """The input's colours with the painting's light and strokes, from the next frame."""
+        with self._lock:
+            self.stylizer.set_keep_colors(on)
+
     def _start_autoscale(self) -> None:
         """Adapt from the ladder step nearest the current scale."""
         scaler = AutoScale(self.target_fps or min(self.source.fps or 30.0, 30.0))
@@ -246,7 +252,8 @@ class Pipeline:
         with self._lock:
             blend, self._pending_blend = self._pending_blend, None
         if new is not None:
-            new.set_scale(self.stylizer.settings.scale)
+            new.set_scale(self.stylizer.settings.scale)  # a live change outlasts a style
+            new.set_keep_colors(self.stylizer.settings.keep_colors)
             new.stages = self.stages
             self.stylizer = new
             if reset:
@@ -382,6 +389,7 @@ class Pipeline:
             style=self.stylizer.name,
             mix_style=self.styles.mix[0] if self.styles.mix else None,
             mix=self.styles.mix[1] if self.styles.mix else 0.0,
+            keep_colors=self.stylizer.settings.keep_colors,
             blend=self.blender.settings.mode,
             strength=self.blender.settings.strength,
             scale=self.stylizer.settings.scale,

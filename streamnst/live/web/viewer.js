@@ -48,6 +48,7 @@ function showState(state) {
   $("strength-value").textContent = Number(state.strength).toFixed(2);
   $("scale-value").textContent = Number(state.scale).toFixed(2);
   $("auto-scale").checked = Boolean(state.auto_scale);
+  $("keep-colors").checked = Boolean(state.keep_colors);
   const loading = state.switching ? ` (loading ${state.switching}…)` : "";
   // a server fed by a browser's camera offers the button until this page sends
   $("camera").hidden = !state.takes_camera || view.sending;
@@ -126,6 +127,7 @@ $("mix").onchange = (e) => control({ mix: Number(e.target.value), mix_style: $("
 $("strength").onchange = (e) => control({ strength: Number(e.target.value) });
 $("scale").onchange = (e) => control({ scale: Number(e.target.value) });
 $("auto-scale").onchange = (e) => control({ scale: e.target.checked ? "auto" : Number($("scale").value) });
+$("keep-colors").onchange = (e) => control({ keep_colors: e.target.checked });
 
 async function poll() {
   try {
