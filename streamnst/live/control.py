@@ -103,8 +103,8 @@ class LiveControl:
     # ----- several at once (JSON) --------------------------------------------------------
     def apply(self, data: dict) -> dict:
         """Apply {style, blend, strength, scale (a number or "auto"), mix (0..1), mix_style,
-        keep_colors (true/false)}
-        (any subset); returns the new state, or {"error": ...} and changes nothing more."""
+        keep_colors (true/false)} (any subset); returns the new state, or {"error": ...}
+        and changes nothing more."""
         p = self.pipeline
         problem = _type_problem(data)
         if problem:
