@@ -29,7 +29,7 @@ from gallery_sheet import BLANK, frame_at, painting_of, peer_render  # tools/, b
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.media.imageio import contact_sheet, resize_to, write_image
-from streamnst.nets.checkpoint_io import bank_names, load_style
+from streamnst.nets.checkpoint_io import BANK_SUFFIX, available_styles, bank_names, load_style
 from streamnst.offline.metrics import (
     colour_distance,
     lab_moments,
@@ -93,13 +93,12 @@ def main() -> None:
     args = ap.parse_args()
     specs = list(args.style)
     if args.bank:
+        installed = available_styles()
         for name in bank_names(args.bank):
-            if args.vs_files:
-                try:
-                    load_style(name)
-                    specs.append(name)
-                except Exception:  # no shipped file of that name: the bank style alone
-                    pass
+            # beside it, the style file of that name (a name that resolves to a bank, this
+            # one included, has no file to compare with)
+            if args.vs_files and not str(installed.get(name, BANK_SUFFIX)).endswith(BANK_SUFFIX):
+                specs.append(name)
             specs.append(f"{args.bank}:{name}")
     if not specs:
         raise SystemExit("give --style or --bank")
