@@ -73,7 +73,7 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
 
     def factory(name):
         return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend,
-                             max_side, shading, canvas, stylizer.settings.keep_colors)
+                             max_side, shading, canvas, keep_colors)  # then the live setting
 
     pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory,
                         auto_scale=auto, target_fps=fps_target)
