@@ -227,6 +227,12 @@ def main(report_path: str, screenshot: str | None) -> None:
         report["auto_scale_off"] = bool(wait(lambda: pipe.autoscaler is None, 10))
         driver.find_element("id", "keep-colors").click()
         report["keep_colors_on"] = bool(wait(lambda: pipe.stylizer.settings.keep_colors, 10))
+        driver.execute_script("const k = document.getElementById('keep-face'); k.value = 0.6;"
+                              "k.dispatchEvent(new Event('change'));")
+        report["keep_face"] = wait(lambda: pipe.stylizer.keep_face, 10)
+        report["keep_face_shown"] = wait(lambda: driver.execute_script(
+            "return document.getElementById('keep-face-value').textContent") == "60%"
+            and "60%", 10)
         report["mix"] = mix_from_the_page(driver, pipe)
         driver.get(sink.server.url + "?bare=1")
         report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()

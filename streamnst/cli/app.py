@@ -86,11 +86,15 @@ def stylizer_options(f):
     f = click.option("--keep-colors", is_flag=True,
                      help="Keep the input's colours: the painting's light, dark and strokes "
                           "in the camera's own colours.")(f)
+    f = click.option("--keep-face", default=None, type=click.FloatRange(0.0, 1.0),
+                     help="Let this much (0-1) of a person's own face show through the "
+                          "painting: 0 paints it like the rest, 1 leaves it as the camera "
+                          "saw it (default: the style's own setting, else 0).")(f)
     return f
 
 
 def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None,
-                  shading=None, canvas=None, keep_colors=False):
+                  shading=None, canvas=None, keep_colors=False, keep_face=None):
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
     from streamnst.nets.checkpoint_io import DEFAULT_STYLE
 
@@ -100,7 +104,7 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
     settings = StylizerSettings(device=device, dtype=dtype,
                                 scale=1.0 if scale is None else scale, threads=threads,
                                 backend=backend, max_side=max_side or None, shading=shading,
-                                canvas=canvas, keep_colors=keep_colors)
+                                canvas=canvas, keep_colors=keep_colors, keep_face=keep_face)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 

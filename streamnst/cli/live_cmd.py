@@ -39,8 +39,8 @@ from streamnst.live import LIVE_MAX_SIDE
 @click.option("--fps-target", type=click.FloatRange(min=1, max=240), default=None,
               help="Frame rate --scale auto keeps up with (default: the source's, at most 30).")
 def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, backend, shading,
-         canvas, keep_colors, blend, strength, max_frames, duration, overwrite, as_json, host,
-         port, allow_hosts, max_viewers, fps_target):
+         canvas, keep_colors, keep_face, blend, strength, max_frames, duration, overwrite,
+         as_json, host, port, allow_hosts, max_viewers, fps_target):
     """Run the live filter: capture, stylise, blend, and send to every output.
 
     Example: streamnst live --source webcam --output vcam --style great_wave
@@ -69,11 +69,11 @@ def live(source_spec, outputs, style, device, dtype, scale, max_side, threads, b
     max_side = LIVE_MAX_SIDE if max_side is None else max_side
     auto = scale in (None, "auto")
     stylizer = make_stylizer(style, device, dtype, None if auto else scale, threads, backend,
-                             max_side, shading, canvas, keep_colors)
+                             max_side, shading, canvas, keep_colors, keep_face)
 
     def factory(name):
         return make_stylizer(name, device, dtype, stylizer.settings.scale, threads, backend,
-                             max_side, shading, canvas, keep_colors)  # then the live setting
+                             max_side, shading, canvas, keep_colors, keep_face)  # then live
 
     pipeline = Pipeline(source, stylizer, sinks, blend_settings, max_frames, duration, factory,
                         auto_scale=auto, target_fps=fps_target)

@@ -17,7 +17,7 @@ from streamnst.live.control import LiveControl
 from streamnst.live.pipeline import Pipeline
 
 KEYS_HELP = ("keys: n/p next/prev style  [/] mix less/more  m mix with next  b blend mode  "
-             "+/- strength  c keep colours  a auto scale on/off  q quit")
+             "+/- strength  c keep colours  f keep face  a auto scale on/off  q quit")
 
 
 def status_table(pipeline: Pipeline) -> Table:
@@ -39,6 +39,8 @@ def status_table(pipeline: Pipeline) -> Table:
         style += f"  + {s.mix:.0%} {s.mix_style}"
     if s.keep_colors:
         style += "  in the input's colours"
+    if s.keep_face > 0:
+        style += f"  keeping {s.keep_face:.0%} of faces"
     table.add_row("style", style)
     auto = f" (auto for {s.target_fps:g} fps)" if s.auto_scale else ""
     table.add_row("blend", f"{s.blend}  strength {s.strength:.2f}  "
@@ -98,6 +100,8 @@ def handle_key(key: str, pipeline: Pipeline, stop: threading.Event) -> None:
         control.toggle_auto_scale()
     elif key == "c":
         control.toggle_keep_colors()
+    elif key == "f":
+        control.cycle_keep_face()
     elif key in ("+", "=", "-"):
         control.nudge_strength(-1 if key == "-" else 1)
     elif key in ("[", "]", "m"):

@@ -30,7 +30,7 @@ from streamnst.core.signals import stop_requested
               help="Stop a video after this many frames.")
 @blend_options
 def stylize(input_path, output_path, style, device, dtype, scale, max_side, threads, backend,
-            shading, canvas, keep_colors, overwrite, max_frames, blend, strength):
+            shading, canvas, keep_colors, keep_face, overwrite, max_frames, blend, strength):
     """Stylise an image or a video file (mp4/H.264, webm/VP9 or an animated gif, by suffix).
 
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
@@ -39,15 +39,17 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     from streamnst.offline.stylize_file import check_paths, render_file
 
     input_path = resolve_media(input_path)
+    from streamnst.engine.faces import FaceKeeper
     from streamnst.engine.temporal import Blender, BlendSettings
 
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
     blender = Blender(BlendSettings(mode=blend, strength=strength))
     stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side, shading,
-                             canvas, keep_colors)
+                             canvas, keep_colors, keep_face)
+    faces = FaceKeeper()  # in line: a render is the same every time
 
     def process(image):
-        return stylizer.stylize(image, blender)
+        return stylizer.stylize(image, blender, faces)
 
     info = stylizer.describe()
     console.print(f"style [bold]{info['style']}[/] ({info['arch']}) on {info['device']} "

@@ -21,6 +21,7 @@ from streamnst.core.frame import Frame, check_image
 from streamnst.core.stages import StageTimes
 from streamnst.engine.canvas import add_canvas
 from streamnst.engine.colours import keep_colors
+from streamnst.engine.faces import FaceKeeper, keep_face, still_mask
 from streamnst.engine.shading import keep_shading
 from streamnst.engine.temporal import Blender
 from streamnst.media.imageio import resize_to
@@ -55,6 +56,9 @@ class StylizerSettings:
     canvas: float | None = None
     # the input's colours with the painting's light and strokes (engine/colours.py)
     keep_colors: bool = False
+    # how much of a person's own face shows through, 0..1 (engine/faces.py); None: the
+    # amount stored with the style
+    keep_face: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.scale <= 1.0:
@@ -69,6 +73,8 @@ class StylizerSettings:
             raise InputError(f"shading must be between 0 and 1, got {self.shading}")
         if self.canvas is not None and not 0.0 <= self.canvas <= MAX_CANVAS:
             raise InputError(f"canvas must be between 0 and {MAX_CANVAS:g}, got {self.canvas}")
+        if self.keep_face is not None and not 0.0 <= self.keep_face <= 1.0:
+            raise InputError(f"keep-face must be between 0 and 1, got {self.keep_face}")
         if self.backend not in ("torch", "onnx"):
             raise InputError(f"backend must be torch or onnx, got {self.backend!r}")
 
@@ -133,6 +139,17 @@ class Stylizer:
         """Keep the input's colours from the next frame on (no rebuild: it is a last step)."""
         self.settings = dataclasses.replace(self.settings, keep_colors=bool(on))
 
+    def set_keep_face(self, amount: float | None) -> None:
+        """Let `amount` (0..1; None: the style's own) of faces show through from the next
+        frame on (no rebuild: it is a last step)."""
+        self.settings = dataclasses.replace(self.settings, keep_face=amount)
+
+    @property
+    def keep_face(self) -> float:
+        """The keep-face amount in effect: the setting's, else the style's."""
+        amount = self.settings.keep_face
+        return self.checkpoint.keep_face if amount is None else amount
+
     def set_scale(self, scale: float) -> None:
         """Change the internal scale; the network does not depend on it, so no rebuild."""
         self.settings = dataclasses.replace(self.settings, scale=scale)
@@ -151,7 +168,7 @@ class Stylizer:
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
                 "scale": self.settings.scale, "max_side": self.settings.max_side,
                 "shading": self.shading, "canvas": self.canvas,
-                "keep_colors": self.settings.keep_colors}
+                "keep_colors": self.settings.keep_colors, "keep_face": self.keep_face}
 
     def scale_for(self, h: int, w: int) -> float:
         """The scale a frame of this size is stylised at: `scale` of the working size, which
@@ -187,14 +204,15 @@ class Stylizer:
         x = image_to_tensor(work, self.device, self.dtype if self.native else torch.float32)
         return x, top, left
 
-    def stylize(self, image: np.ndarray,
-                blend: Blender | None = None) -> np.ndarray:
+    def stylize(self, image: np.ndarray, blend: Blender | None = None,
+                faces: FaceKeeper | None = None) -> np.ndarray:
         """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size.
 
-        The network works at `scale_for` the frame's size. The canvas grain, shading and
-        the temporal `blend` run at that working size too, before the resize back, so a
-        scaled or capped frame pays for them at that size; the blend carries the grain
-        along with the motion.
+        The network works at `scale_for` the frame's size. The canvas grain, shading,
+        the temporal `blend` and keeping faces run at that working size too, before the
+        resize back, so a scaled or capped frame pays for them at that size; the blend
+        carries the grain along with the motion. `faces` follows the faces of a stream
+        (engine/faces.py); without it, a frame is searched as a still picture.
         """
         check_image(image)
         h, w = image.shape[:2]
@@ -226,6 +244,13 @@ class Stylizer:
                 out = keep_shading(work, out, self.shading)
         if blend is not None:
             out = blend(work, out)
+        if self.keep_face > 0.0:  # after the blend too: its memory stays all painting
+            with timed("faces"):
+                motion = blend.last_motion if blend is not None else None
+                size = work.shape[:2]  # faces are searched for at the frame's own size
+                mask = faces.mask(image, size, motion) if faces is not None \
+                    else still_mask(image, size)
+                out = keep_face(work, out, mask, self.keep_face)
         if self.settings.keep_colors:  # after the blend: the output's colours are exactly
             with timed("colours"):      # the input's, whatever the blend carried over
                 out = keep_colors(work, out)

@@ -72,6 +72,7 @@ class Blender:
         self._prev_small: np.ndarray | None = None  # _prev_in at flow size, from last flow
         self._prev_out: np.ndarray | None = None  # the last output, uint8
         self._tracked: tuple[np.ndarray, Motion] | None = None  # this frame's motion
+        self.last_motion: Motion | None = None  # the motion of the frame blended last
         self._canvas.reset()
         self.last_reliable: float = 0.0
         self.cuts = 0
@@ -91,7 +92,7 @@ class Blender:
         flow_before = self._flow_ms
         new = stylized
         self._follow_resize(inp.shape[:2])
-        small = None
+        small = motion = None
         if s.mode == "off" or s.strength == 0 or not self._continues(inp):
             out = new
         elif s.mode == "ema":
@@ -101,7 +102,7 @@ class Blender:
             small = motion.small
             out = new if motion.flow is None else self._flow_blend(new, motion)
         self._prev_in, self._prev_small, self._prev_out = inp, small, out
-        self._tracked = None
+        self._tracked, self.last_motion = None, motion
         # "blend" is everything here but the optical flow itself
         flow_here = self._flow_ms - flow_before
         self.stages.add("blend", (time.perf_counter() - t0) * 1000.0 - flow_here)

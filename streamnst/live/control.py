@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 STRENGTH_STEP = 0.05
 MIX_STEP = 0.1
+KEEP_FACE_STEPS = (0.6, 1.0)  # what the keep-face key steps through (then off)
 
 
 class LiveControl:
@@ -95,6 +96,11 @@ class LiveControl:
         p = self.pipeline
         p.set_keep_colors(not p.stylizer.settings.keep_colors)
 
+    def cycle_keep_face(self) -> None:
+        """Off, some of the face, all of it, off: the next step up from the amount now."""
+        amount = self.pipeline.stylizer.keep_face
+        self.pipeline.set_keep_face(next((a for a in KEEP_FACE_STEPS if a > amount + 1e-6), 0.0))
+
     def toggle_auto_scale(self) -> None:
         """Off: keep the scale adaptation has reached; on: adapt from there."""
         p = self.pipeline
@@ -103,8 +109,8 @@ class LiveControl:
     # ----- several at once (JSON) --------------------------------------------------------
     def apply(self, data: dict) -> dict:
         """Apply {style, blend, strength, scale (a number or "auto"), mix (0..1), mix_style,
-        keep_colors (true/false)} (any subset); returns the new state, or {"error": ...}
-        and changes nothing more."""
+        keep_colors (true/false), keep_face (0..1)} (any subset); returns the new state, or
+        {"error": ...} and changes nothing more."""
         p = self.pipeline
         problem = _type_problem(data)
         if problem:
@@ -127,6 +133,8 @@ class LiveControl:
                     p.switch_style(name)
             if "keep_colors" in data:
                 p.set_keep_colors(data["keep_colors"])
+            if "keep_face" in data:
+                p.set_keep_face(float(data["keep_face"]))
             if "mix" in data or "mix_style" in data:
                 self.set_mix(data.get("mix"), data.get("mix_style"))
         except (StreamNSTError, TypeError, ValueError, OverflowError) as exc:
@@ -144,6 +152,7 @@ class LiveControl:
                 "mix": mix[1] if mix else 0.0, "mix_style": mix[0] if mix else None,
                 "mixable": p.styles.mixable(),
                 "keep_colors": p.stylizer.settings.keep_colors,
+                "keep_face": p.stylizer.keep_face,
                 "strength": blend.strength, "scale": s.scale,
                 "auto_scale": s.auto_scale, "fps": round(s.fps, 1),
                 "latency_ms": round(s.latency_p50_ms, 1),
@@ -162,7 +171,7 @@ def _type_problem(data: dict) -> str | None:
             return f"{key} must be a string"
     if "keep_colors" in data and not isinstance(data["keep_colors"], bool):
         return "keep_colors must be true or false"
-    for key in ("strength", "mix"):
+    for key in ("strength", "mix", "keep_face"):
         if key in data and not _is_number(data[key]):
             return f"{key} must be a number"
     if "scale" in data and data["scale"] != "auto" and not _is_number(data["scale"]):

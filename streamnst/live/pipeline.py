@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from streamnst.core.errors import OutputError
+from streamnst.core.errors import InputError, OutputError
 from streamnst.core.frame import Frame
 from streamnst.core.stages import StageTimes
 from streamnst.engine.autoscale import AutoScale
+from streamnst.engine.faces import FaceKeeper
 from streamnst.engine.stylizer import Stylizer
 from streamnst.engine.temporal import Blender, BlendSettings
 from streamnst.live.sinks import Sink
@@ -92,6 +93,7 @@ class LiveStats:
     mix_style: str | None  # the bank style mixed into `style`, and how much (0..1)
     mix: float
     keep_colors: bool  # the input's colours with the painting's light and strokes
+    keep_face: float  # how much of a person's own face shows through (0..1)
     blend: str
     strength: float
     scale: float
@@ -132,6 +134,7 @@ class Pipeline:
         self.stylizer = stylizer
         self.sinks = list(sinks)
         self.blender = Blender(blend)
+        self.faces = FaceKeeper(background=True)  # detects only while keep-face is on
         self.max_frames = max_frames
         self.duration = duration
         self.auto_scale = auto_scale
@@ -198,6 +201,14 @@ class Pipeline:
         with self._lock:
             self.stylizer.set_keep_colors(on)
 
+    def set_keep_face(self, amount: float | None) -> None:
+        """Let `amount` (0..1) of faces show through from the next frame; None: the style's
+        own amount."""
+        if amount is not None and not 0.0 <= amount <= 1.0:
+            raise InputError(f"keep_face must be between 0 and 1, got {amount}")
+        with self._lock:
+            self.stylizer.set_keep_face(amount)
+
     def _start_autoscale(self) -> None:
         """Adapt from the ladder step nearest the current scale."""
         scaler = AutoScale(self.target_fps or min(self.source.fps or 30.0, 30.0))
@@ -254,6 +265,8 @@ class Pipeline:
         if new is not None:
             new.set_scale(self.stylizer.settings.scale)  # a live change outlasts a style
             new.set_keep_colors(self.stylizer.settings.keep_colors)
+            if self.stylizer.settings.keep_face is not None:  # else the new style's own
+                new.set_keep_face(self.stylizer.settings.keep_face)
             new.stages = self.stages
             self.stylizer = new
             if reset:
@@ -277,7 +290,7 @@ class Pipeline:
             self._apply_pending()
             t0 = time.monotonic()
             try:
-                image = self.stylizer.stylize(frame.image, self.blender)
+                image = self.stylizer.stylize(frame.image, self.blender, self.faces)
                 failures = 0
             except Exception as exc:  # cv2.error and the like too: one frame never ends it
                 failures += 1
@@ -341,6 +354,7 @@ class Pipeline:
         if self._thread is not None:
             self._thread.join(timeout)
         self.source.stop(timeout)
+        self.faces.close()
         # a style still loading is waited for: the process exiting under a thread that is
         # inside torch's C++ aborted it ("terminate called without an active exception")
         for loader in self.styles.loaders:
@@ -390,6 +404,7 @@ class Pipeline:
             mix_style=self.styles.mix[0] if self.styles.mix else None,
             mix=self.styles.mix[1] if self.styles.mix else 0.0,
             keep_colors=self.stylizer.settings.keep_colors,
+            keep_face=self.stylizer.keep_face,
             blend=self.blender.settings.mode,
             strength=self.blender.settings.strength,
             scale=self.stylizer.settings.scale,

@@ -70,6 +70,12 @@ class StyleCheckpoint:
         return self._stored_amount("shading", 1.0)
 
     @property
+    def keep_face(self) -> float:
+        """How much of a person's own face this style lets show through by default
+        (engine/faces.py); 0 if none is stored."""
+        return self._stored_amount("keep_face", 1.0)
+
+    @property
     def canvas(self) -> float:
         """How strong (levels of 255) the grain this style paints flat regions from is
         (engine/canvas.py): the amount it was trained with; 0 if none."""

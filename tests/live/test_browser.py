@@ -45,6 +45,8 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
     assert report["auto_scale_on"] and report["auto_scale_off"]  # the viewer's checkbox
     assert report["bare_controls_hidden"]
     assert report["keep_colors_on"]  # the viewer's "Keep my colours" box
+    assert report["keep_face"] == 0.6  # the "Keep my face" slider
+    assert report["keep_face_shown"] == "60%", report
     mix = report["mix"]  # the viewer's mix slider, for the styles of one bank
     assert mix["hidden_for_a_file"] and mix["bank_style_running"], mix
     assert mix["shown_for_a_bank_style"] and mix["partners"] == ["g2"], mix

@@ -2,15 +2,13 @@
 the caller's thread (no loader thread, no gap in the frames) and the JSON control drives it,
 with clear refusals where a mix cannot be made."""
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import cv2
 import numpy as np
 import pytest
 from conftest import random_bank, tinted_unet
+from http_helpers import post_control
 from recording_camera import RecordingCamera
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
@@ -148,14 +146,7 @@ def test_mixes_that_cannot_be_made_are_refused_and_change_nothing(running):
 
 
 def _control(p, body: dict) -> tuple[int, dict]:
-    url = f"http://127.0.0.1:{p.web.server.port}/api/control"
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return post_control(p.web.server.port, body)
 
 
 def test_the_http_control_api_mixes_and_refuses_a_mix_as_text(running):

@@ -49,6 +49,8 @@ function showState(state) {
   $("scale-value").textContent = Number(state.scale).toFixed(2);
   $("auto-scale").checked = Boolean(state.auto_scale);
   $("keep-colors").checked = Boolean(state.keep_colors);
+  if (document.activeElement !== $("keep-face")) $("keep-face").value = state.keep_face;
+  $("keep-face-value").textContent = Math.round(Number(state.keep_face) * 100) + "%";
   const loading = state.switching ? ` (loading ${state.switching}…)` : "";
   // a server fed by a browser's camera offers the button until this page sends
   $("camera").hidden = !state.takes_camera || view.sending;
@@ -128,6 +130,7 @@ $("strength").onchange = (e) => control({ strength: Number(e.target.value) });
 $("scale").onchange = (e) => control({ scale: Number(e.target.value) });
 $("auto-scale").onchange = (e) => control({ scale: e.target.checked ? "auto" : Number($("scale").value) });
 $("keep-colors").onchange = (e) => control({ keep_colors: e.target.checked });
+$("keep-face").onchange = (e) => control({ keep_face: Number(e.target.value) });
 
 async function poll() {
   try {
