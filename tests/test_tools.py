@@ -193,3 +193,17 @@ def test_every_gallery_line_is_a_valid_train_command(tmp_path):
                 *flags]
         ctx = train.make_context("train", args)
         assert ctx.params["canvas"] == 4 and ctx.params["steps"] >= 200, name
+
+
+def test_face_report_measures_the_detector_the_bar_steadiness_and_cost(tiny_style, tmp_path):
+    out = tmp_path / "faces.png"
+    r = tool("face_report.py", "--styles", tiny_style, "--rate-clip", "demo",
+             "--close-up", "demo:100@170,20,320,240", "--frames", "12", "--sheet", out)
+    rate = re.search(r"a face in (\d+)/(\d+) frames", r.stdout)
+    assert rate and int(rate.group(1)) >= 0.8 * int(rate.group(2)) > 0  # the signers' faces
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| tiny"))
+    cut, kept = (int(v) for v in re.findall(r"(\d+)%", row))
+    assert cut >= 50 and kept >= 80, row  # the issue's bar, as measured
+    assert re.search(r"warping-error ratio [0-9.]+ without, [0-9.]+ with", r.stdout)
+    assert re.search(r"the detector thread [0-9.]+ ms a frame \([1-9]\d* runs\)", r.stdout)
+    assert read_image(out).shape[1] == 5 * (320 + 4) + 4  # input, default, 0.6, 1, colours

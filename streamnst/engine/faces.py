@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -40,7 +41,7 @@ PULL_CENTRE, PULL_SIZE = 0.5, 0.3  # how far one detection moves a face's box, a
 MAX_FACES = 4
 # the mask's ellipse, in face sizes: a dlib box runs brow to chin, so reach up for the
 # forehead; it is fully kept inside INNER and falls off smoothly to nothing at OUTER
-ELLIPSE_UP, ELLIPSE_W, ELLIPSE_H = 0.1, 0.48, 0.7
+ELLIPSE_UP, ELLIPSE_W, ELLIPSE_H = 0.1, 0.48, 0.62
 INNER, OUTER = 0.7, 1.15
 
 
@@ -80,7 +81,9 @@ class FaceKeeper:
         self._busy = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.detections = 0  # detector runs so far (for tests and stats)
+        self.detections = 0  # detector runs so far, and their time (for tests and stats)
+        self.detect_ms = 0.0
+        self.last_mask: np.ndarray | None = None
 
     def reset(self) -> None:
         with self._lock:
@@ -117,8 +120,9 @@ class FaceKeeper:
                 else max(0.0, track.presence - FADE_OUT)
         self._tracks = {k: t for k, t in self._tracks.items()
                         if t.presence > 0 or t.misses < MISSES_HELD}
-        return face_mask(size, [(_scaled(t.face, scale), t.presence)
-                                for t in self._tracks.values()])
+        self.last_mask = face_mask(size, [(_scaled(t.face, scale), t.presence)
+                                          for t in self._tracks.values()])
+        return self.last_mask
 
     def close(self) -> None:
         """Stop the detector thread (if one runs)."""
@@ -206,9 +210,11 @@ class FaceKeeper:
     def _run(self, request: _Request) -> _Result:
         if self._detector is None:
             self._detector = FaceDetector()
-        self.detections += 1
+        t0 = time.perf_counter()
         near = {tid: self._detector.find_near(request.gray, face) for tid, face in request.near}
         full = self._detector.find_all(request.gray) if request.full else None
+        self.detections += 1
+        self.detect_ms += (time.perf_counter() - t0) * 1000.0
         return _Result(near, full)
 
     def _start_thread(self) -> None:
