@@ -75,7 +75,7 @@ def main(report_path: str, screenshot: str | None) -> None:
     server = WebRTCServer("127.0.0.1", 0)
     sink = WebRTCSink(server=server)
     pipe = Pipeline(WebRTCSource(server), make(), [sink], stylizer_factory=make)
-    sink.attach(pipe)
+    sink.server.pipeline = pipe  # the control handle a session binds
     threading.Thread(target=pipe.start, daemon=True).start()
     wait(lambda: server.port and server.loop, 15)
     url = f"http://127.0.0.1:{server.port}/"

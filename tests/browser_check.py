@@ -189,7 +189,7 @@ def main(report_path: str, screenshot: str | None) -> None:
     sink = WebRTCSink(port=0)
     pipe = Pipeline(ImageSource(home / "flat.png", fps=20), make("alpha"), [sink],
                     stylizer_factory=make)
-    sink.attach(pipe)
+    sink.server.pipeline = pipe  # the control handle a session binds
     pipe.start()
     report = {"expected": expected}
     options = webdriver.ChromeOptions()

@@ -18,10 +18,11 @@ import threading
 import time
 from pathlib import Path
 
-from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.stylizer import StylizerSettings
 from streamnst.engine.temporal import BlendSettings
+from streamnst.live import LIVE_MAX_SIDE
 from streamnst.live.pipeline import Pipeline, rss_mb
-from streamnst.live.sinks import FileSink, NullSink
+from streamnst.live.session import LiveConfig, build_session
 from streamnst.live.sources import VideoFileSource
 from streamnst.media.demo import resolve_media
 
@@ -36,14 +37,14 @@ def sample_rss(pipe: Pipeline, every: float) -> None:
 
 def run(clip: Path, style: str, blend: str, seconds: float, sink: str, scale: float | str,
         threads: int | None = None, rss_every: float | None = None,
-        max_side: int | None = None) -> dict:
-    auto = scale == "auto"
-    stylizer = Stylizer(style, StylizerSettings(scale=1.0 if auto else float(scale),
-                                                threads=threads, max_side=max_side or None))
+        max_side: int = LIVE_MAX_SIDE) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        out = NullSink() if sink == "null" else FileSink(Path(tmp) / "live.mp4")
-        pipe = Pipeline(VideoFileSource(clip), stylizer, [out], BlendSettings(mode=blend),
-                        duration=seconds, auto_scale=auto)
+        output = "null" if sink == "null" else str(Path(tmp) / "live.mp4")
+        config = LiveConfig(str(clip), (output,), style,
+                            None if scale == "auto" else float(scale), max_side,
+                            stylizer=StylizerSettings(threads=threads),
+                            blend=BlendSettings(mode=blend), duration=seconds)
+        pipe = build_session(config)
         if rss_every:
             threading.Thread(target=sample_rss, args=(pipe, rss_every), daemon=True).start()
         summary = pipe.run().as_dict()
@@ -64,8 +65,8 @@ def main() -> None:
                              "(default 1.0)")
     parser.add_argument("--threads", type=int, action="append", default=None,
                         help="torch threads to compare (default: torch's choice)")
-    parser.add_argument("--max-side", type=int, default=640,
-                        help="working-size cap, as `live` (default 640; 0 = none)")
+    parser.add_argument("--max-side", type=int, default=LIVE_MAX_SIDE,
+                        help=f"working-size cap, as `live` (default {LIVE_MAX_SIDE}; 0 = none)")
     parser.add_argument("--rss-every", type=float, default=None,
                         help="also print RSS every this many seconds during each run")
     args = parser.parse_args()

@@ -26,12 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from webrtc_client import Viewer  # noqa: E402
 
 from streamnst.core.devices import limit_malloc_arenas  # noqa: E402
-from streamnst.engine.stylizer import Stylizer, StylizerSettings  # noqa: E402
 from streamnst.live.control import LiveControl  # noqa: E402
+from streamnst.live.outputs import ServerOptions  # noqa: E402
 from streamnst.live.pipeline import Pipeline, rss_mb  # noqa: E402
-from streamnst.live.sinks import NullSink  # noqa: E402
-from streamnst.live.sources import open_source  # noqa: E402
-from streamnst.live.webrtc import WebRTCSink  # noqa: E402
+from streamnst.live.session import LiveConfig, SessionHooks, build_session  # noqa: E402
 from streamnst.nets.checkpoint_io import available_styles  # noqa: E402
 
 WARM_UP_S = 10.0
@@ -86,20 +84,17 @@ def main() -> None:
     parser.add_argument("--style", default=None, help="first style (default: the default)")
     args = parser.parse_args()
 
-    def make(name: str) -> Stylizer:
-        return Stylizer(name, StylizerSettings(max_side=640))
-
     limit_malloc_arenas()  # as `streamnst live` does
     first = args.style or next(iter(available_styles()))
-    sink = WebRTCSink(port=0, max_viewers=max(4, args.viewers))
-    pipe = Pipeline(open_source(args.source), make(first), [sink, NullSink()],
-                    stylizer_factory=make)
-    sink.attach(pipe)
+    urls: list[str] = []
+    config = LiveConfig(args.source, ("webrtc", "null"), first, scale=1.0,
+                        server=ServerOptions(port=0, max_viewers=max(4, args.viewers)))
+    pipe = build_session(config, SessionHooks(listening=urls.append))
     pipe.start()
     stop = threading.Event()
     counts: list[int] = []
     watcher = threading.Thread(target=lambda: counts.extend(asyncio.run(
-        watch(f"http://127.0.0.1:{sink.server.port}", args.viewers, stop))), daemon=True)
+        watch(urls[0].rstrip("/"), args.viewers, stop))), daemon=True)
     watcher.start()
     # warm up through every style and blend once: first-use allocations are not leaks
     drive(pipe, max(WARM_UP_S, 2 * args.switch_every * len(available_styles())),

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import sys
 import threading
 from collections.abc import Iterator
 
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from streamnst.cli.app import console, out
 from streamnst.core.errors import StreamNSTError
+from streamnst.core.signals import stop_requested
 from streamnst.live.control import LiveControl
 from streamnst.live.pipeline import Pipeline
 
@@ -52,13 +56,6 @@ def status_table(pipeline: Pipeline) -> Table:
         table.add_row("[yellow]sink[/]", f"[yellow]{problem}[/]")
     table.caption = Text(KEYS_HELP)  # plain text: "[/]" would read as a markup tag
     return table
-
-
-def window_overlay(pipeline: Pipeline) -> str:
-    """One line drawn on the preview window."""
-    s = pipeline.summary()
-    return (f"{s.style} | {s.fps:.1f} fps | p95 {s.latency_p95_ms:.0f} ms | "
-            f"{s.blend} {s.strength:.2f}")
 
 
 @contextlib.contextmanager
@@ -112,3 +109,49 @@ def handle_key(key: str, pipeline: Pipeline, stop: threading.Event) -> None:
                 control.nudge_mix(1 if key == "]" else -1)
         except StreamNSTError as exc:  # a style file of its own does not mix: say why
             pipeline.styles.error = str(exc)
+
+
+def run_session(pipeline: Pipeline, as_json: bool) -> None:
+    """Start the pipeline, show the status panel and take keys until it ends or Ctrl+C,
+    then stop it and print the summary."""
+    try:
+        summary = _watch(pipeline)
+    except Exception as exc:
+        if as_json:  # a script still gets its summary, with why the run ended
+            out.print_json(json.dumps({**_partial_summary(pipeline), "error": str(exc)}))
+        raise
+    if as_json:
+        out.print_json(json.dumps(summary.as_dict()))
+    else:
+        console.print(f"{summary.frames_out} frames at {summary.fps:.1f} fps, latency p50 "
+                      f"{summary.latency_p50_ms:.0f} ms / p95 {summary.latency_p95_ms:.0f}"
+                      f" ms, dropped {summary.dropped}")
+
+
+def _partial_summary(pipeline) -> dict:
+    try:
+        return pipeline.summary().as_dict()
+    except Exception:  # a run that failed before its first frame has no statistics yet
+        return {"frames_out": pipeline.stats.frames_out}
+
+
+def _watch(pipeline):
+    """Start, show the status panel and take keys until the end or Ctrl+C; stop."""
+    pipeline.start()
+    for problem in pipeline.sink_problems:
+        console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
+                      soft_wrap=True)
+    # from here a signal only sets `stop` (seen: one SIGINT raised as an exception in a few
+    # hundred during a style switch was swallowed there and left the filter running); a
+    # second one while stop() finishes the recordings changes nothing, and every join in
+    # stop() has a timeout, so that cannot hang
+    with stop_requested(restore=False) as stop:
+        with key_reader() as read_key, Live(status_table(pipeline), console=console,
+                                            refresh_per_second=4,
+                                            transient=not console.is_terminal) as view:
+            while not pipeline.wait(0.05) and not stop.is_set():
+                key = read_key()
+                if key:
+                    handle_key(key, pipeline, stop)
+                view.update(status_table(pipeline))
+        return pipeline.stop()

@@ -1,13 +1,17 @@
-"""A live run's source and outputs, opened from their specs. The one place that knows that
-`--source webrtc` and `--output webrtc` share one server: the browser that sends its camera
-watches the painted stream on the same connection."""
+"""What every source and output factory of a live session receives: the server options, the
+one WebRTC server a session shares (a browser that sends its camera watches the painted
+stream on the same connection), the overwrite rule and, once the session is built, its
+pipeline (the handle a server's controls and a window's overlay read)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from streamnst.live.sinks import Sink, open_sink
-from streamnst.live.sources import Source, open_source
+if TYPE_CHECKING:
+    from streamnst.live.pipeline import Pipeline
+    from streamnst.live.webrtc import WebRTCServer
 
 
 @dataclass(frozen=True)
@@ -20,30 +24,38 @@ class ServerOptions:
     allow_hosts: tuple[str, ...] = ()
 
 
-def open_live_io(source_spec: str, output_specs: list[str], server: ServerOptions,
-                 overwrite: bool = False) -> tuple[Source, list[Sink]]:
-    """The source and one sink per output spec (a `webrtc` output is added for a `webrtc`
-    source)."""
-    shared = None
-    specs = list(output_specs)
-    if source_spec == "webrtc":
-        from streamnst.live.webrtc import WebRTCServer
-        from streamnst.live.webrtc_source import WebRTCSource
+@dataclass
+class OutputContext:
+    server: ServerOptions = field(default_factory=ServerOptions)
+    overwrite: bool = False
+    #: told the server's full URL (token included) as soon as it listens
+    on_listening: Callable[[str], None] | None = None
+    pipeline: Pipeline | None = None
+    #: outputs a source needs beside the ones asked for (a browser's camera needs the page)
+    required_outputs: list[str] = field(default_factory=list)
+    _webrtc: WebRTCServer | None = None
 
-        shared = WebRTCServer(server.host, server.port, server.max_viewers,
-                              allow_hosts=server.allow_hosts)
-        source: Source = WebRTCSource(shared)
-        specs = [spec for spec in specs if spec != "webrtc"] + ["webrtc"]
-    else:
-        source = open_source(source_spec)
-    sinks: list[Sink] = []
-    for spec in specs:
-        if spec == "webrtc":
-            from streamnst.live.webrtc import WebRTCSink
+    def webrtc_server(self) -> WebRTCServer:
+        """The session's one WebRTC server, made on first use."""
+        if self._webrtc is None:
+            from streamnst.live.webrtc import WebRTCServer
 
-            sinks.append(WebRTCSink(host=server.host, port=server.port,
-                                    max_viewers=server.max_viewers,
-                                    allow_hosts=server.allow_hosts, server=shared))
-        else:
-            sinks.append(open_sink(spec, overwrite=overwrite))
-    return source, sinks
+            o = self.server
+            self._webrtc = WebRTCServer(o.host, o.port, o.max_viewers, allow_hosts=o.allow_hosts)
+            self._webrtc.on_listening = self.on_listening
+            self._webrtc.pipeline = self.pipeline
+        return self._webrtc
+
+    def bind(self, pipeline: Pipeline) -> None:
+        """The session's pipeline exists: its controls are served from now on."""
+        self.pipeline = pipeline
+        if self._webrtc is not None:
+            self._webrtc.pipeline = pipeline
+
+    def status_line(self) -> str:
+        """One line of what the filter is doing (a preview window draws it)."""
+        if self.pipeline is None:
+            return ""
+        s = self.pipeline.summary()
+        return (f"{s.style} | {s.fps:.1f} fps | p95 {s.latency_p95_ms:.0f} ms | "
+                f"{s.blend} {s.strength:.2f}")

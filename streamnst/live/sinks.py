@@ -18,6 +18,7 @@ from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.core.slots import LatestSlot
 from streamnst.core.stages import StageTimes
+from streamnst.live.outputs import OutputContext
 from streamnst.media.video import VideoWriter, trim_fragmented_mp4
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,6 @@ class Sink:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self.stages = StageTimes()  # the pipeline hands in its own
-
-    def attach(self, pipeline) -> None:
-        """Called once the pipeline exists; a sink that serves live controls keeps it."""
 
     # -- to implement ---------------------------------------------------------------
     def open(self, width: int, height: int, fps: float) -> None:
@@ -215,10 +213,11 @@ class WindowSink(Sink):
 
     name = "window"
 
-    def __init__(self, title: str = "streamnst") -> None:
+    def __init__(self, title: str = "streamnst",
+                 overlay: Callable[[], str] | None = None) -> None:
         super().__init__()
         self.title = title
-        self.overlay: Callable[[], str] = lambda: ""
+        self.overlay: Callable[[], str] = overlay or (lambda: "")
         self._open = False
         self._text, self._text_time = "", 0.0
 
@@ -259,34 +258,42 @@ class WindowSink(Sink):
             self._open = False
 
 
-SinkFactory = Callable[[str], Sink]
+SinkFactory = Callable[[str, OutputContext], Sink]
 SINKS: dict[str, SinkFactory] = {}
 
 
 def register_sink(scheme: str, factory: SinkFactory) -> None:
-    """Make `--output scheme[:ARGS]` create sinks with `factory(ARGS)`."""
+    """Make `--output scheme[:ARGS]` create sinks with `factory(ARGS, context)`."""
     SINKS[scheme] = factory
 
 
-def _vcam(args: str) -> Sink:
+def _vcam(args: str, context: OutputContext) -> Sink:
     # vcam, vcam:/dev/video4, vcam@backend or vcam:/dev/video4@backend
     device, _, backend = args.partition("@")
     return VirtualCameraSink(device or None, backend or None)
 
 
+def _webrtc(args: str, context: OutputContext) -> Sink:
+    from streamnst.live.webrtc import WebRTCSink  # aiortc loads only when asked for
+
+    return WebRTCSink(server=context.webrtc_server())
+
+
 register_sink("vcam", _vcam)
-register_sink("null", lambda args: NullSink())
-register_sink("window", lambda args: WindowSink())
+register_sink("null", lambda args, context: NullSink())
+register_sink("window", lambda args, context: WindowSink(overlay=context.status_line))
+register_sink("webrtc", _webrtc)
 
 
-def open_sink(spec: str, overwrite: bool = True) -> Sink:
+def open_sink(spec: str, context: OutputContext | None = None) -> Sink:
     """A Sink for an --output spec: a registered scheme or a .mp4 path."""
+    context = context or OutputContext(overwrite=True)
     scheme, sep, args = spec.partition(":")
     if "@" in scheme:
         scheme, _, backend = scheme.partition("@")
         args = f"{args}@{backend}"
     if scheme in SINKS:
-        return SINKS[scheme](args)
+        return SINKS[scheme](args, context)
     if Path(spec).suffix:
-        return FileSink(spec, overwrite=overwrite)
+        return FileSink(spec, overwrite=context.overwrite)
     raise OutputError(f"unknown output {spec!r}; use {', '.join(SINKS)} or a .mp4 path")

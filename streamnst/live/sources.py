@@ -21,6 +21,7 @@ from streamnst.core.errors import InputError, StreamNSTError
 from streamnst.core.frame import Frame, check_image
 from streamnst.core.slots import LatestSlot
 from streamnst.core.stages import StageTimes
+from streamnst.live.outputs import OutputContext
 from streamnst.media.demo import DEMO_NAME, demo_clip
 from streamnst.media.imageio import is_image_path, read_image
 from streamnst.media.video import VideoReader
@@ -302,20 +303,27 @@ class ScreenSource(Source):
                 next_time = max(next_time + 1.0 / self.fps, time.monotonic() - 1.0)
 
 
-SourceFactory = Callable[[str], Source]
+SourceFactory = Callable[[str, OutputContext], Source]
 SOURCES: dict[str, SourceFactory] = {}
 
 
 def register_source(scheme: str, factory: SourceFactory) -> None:
-    """Make `scheme[:ARGS]` specs create sources with `factory(ARGS)`."""
+    """Make `scheme[:ARGS]` specs create sources with `factory(ARGS, context)`."""
     SOURCES[scheme] = factory
 
 
-def _webcam(args: str) -> Source:
+def _webcam(args: str, context: OutputContext) -> Source:
     return WebcamSource(int(args) if args.isdigit() else (args or 0))
 
 
-def _screen(args: str) -> Source:
+def _webrtc(args: str, context: OutputContext) -> Source:
+    from streamnst.live.webrtc_source import WebRTCSource  # aiortc loads only when asked for
+
+    context.required_outputs.append("webrtc")  # the page the camera is sent from
+    return WebRTCSource(context.webrtc_server())
+
+
+def _screen(args: str, context: OutputContext) -> Source:
     m = re.fullmatch(r"(\d*)(?:@(\d+),(\d+),(\d+),(\d+))?", args)
     if not m:
         raise InputError(f"screen spec 'screen:{args}' must look like screen:1 or "
@@ -324,7 +332,7 @@ def _screen(args: str) -> Source:
     return ScreenSource(int(m.group(1) or 1), region)
 
 
-def _pattern(args: str) -> Source:
+def _pattern(args: str, context: OutputContext) -> Source:
     m = re.fullmatch(r"(?:(\d+)x(\d+))?(?:@([\d.]+))?", args)
     if not m:
         raise InputError(f"pattern spec 'pattern:{args}' must look like pattern:640x360@30")
@@ -335,15 +343,16 @@ def _pattern(args: str) -> Source:
 register_source("webcam", _webcam)
 register_source("screen", _screen)
 register_source("pattern", _pattern)
-register_source(DEMO_NAME, lambda args: VideoFileSource(demo_clip()))
+register_source(DEMO_NAME, lambda args, context: VideoFileSource(demo_clip()))
+register_source("webrtc", _webrtc)
 
 
-def open_source(spec: str) -> Source:
+def open_source(spec: str, context: OutputContext | None = None) -> Source:
     """A Source (not yet started) for a spec string; see the module docstring."""
     scheme, _, args = spec.partition(":")
     if scheme in SOURCES and not Path(spec).exists():
         try:
-            return SOURCES[scheme](args)
+            return SOURCES[scheme](args, context or OutputContext())
         except StreamNSTError:
             raise
         except ValueError as exc:

@@ -422,13 +422,10 @@ class WebRTCSink(Sink):
         self.server = server or WebRTCServer(host, port, max_viewers, token, allow_hosts)
         self.name = "webrtc"
 
-    def attach(self, pipeline: Pipeline) -> None:
-        self.server.pipeline = pipeline
-
     def open(self, width: int, height: int, fps: float) -> None:
         self.server.start()
         self.name = f"webrtc {self.server.public_url}"
-        log.warning("WebRTC viewer: %s", self.server.public_url)
+        log.info("WebRTC viewer: %s", self.server.public_url)  # the front end says the URL
 
     def send(self, frame: Frame) -> None:
         self.server.publish(frame.image, frame.timestamp)

@@ -199,7 +199,7 @@ def test_the_http_api_turns_it_on_in_a_running_pipeline(tmp_path, close_up):
     web = WebRTCSink(port=0)
     p = Pipeline(ImageSource(tmp_path / "still.png", fps=20), Stylizer("starry_night", FAST),
                  [VirtualCameraSink(backend="recording"), web])
-    web.attach(p)
+    web.server.pipeline = p  # the control handle a session binds
     p.start()
     try:
         port = web.server.port

@@ -130,7 +130,7 @@ def test_a_thousand_malformed_requests_get_4xx_and_leave_nothing_behind(tmp_path
                     Stylizer(style, StylizerSettings(device="cpu", dtype="fp32")), [sink],
                     stylizer_factory=lambda n: Stylizer(tmp_path / "checkpoints" / f"{n}.pth",
                                                         StylizerSettings(device="cpu")))
-    sink.attach(pipe)
+    sink.server.pipeline = pipe  # the control handle a session binds
     pipe.start()
     port = sink.server.port
     try:

@@ -18,6 +18,7 @@ from recording_camera import RecordingCamera
 from streamnst.core.errors import InputError
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
+from streamnst.live.outputs import OutputContext
 from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import FileSink, NullSink, VirtualCameraSink, open_sink
 from streamnst.live.sources import PatternSource, VideoFileSource, WebcamSource, open_source
@@ -276,7 +277,7 @@ def test_open_source_and_sink_specs(tmp_path):
         open_sink("teleport")
     with pytest.raises(OutputError, match="exists"):
         (tmp_path / "y.mp4").write_bytes(b"keep")
-        open_sink(str(tmp_path / "y.mp4"), overwrite=False)
+        open_sink(str(tmp_path / "y.mp4"), OutputContext(overwrite=False))
 
 
 def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):

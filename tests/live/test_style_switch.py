@@ -47,7 +47,7 @@ def running(tmp_path, monkeypatch):
     p = Pipeline(ImageSource(tmp_path / "still.png", fps=40), make("a"),
                  [VirtualCameraSink(backend="recording"), web], BlendSettings(mode="off"),
                  stylizer_factory=make)
-    web.attach(p)
+    web.server.pipeline = p  # the control handle a session binds
     p.start()
     p.web = web
     p.expected = lambda name, mix=None: _paint(make(name), name, mix, image)

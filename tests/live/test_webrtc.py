@@ -44,7 +44,7 @@ def live(tmp_path, monkeypatch):
         sink = WebRTCSink(port=0, max_viewers=max_viewers, token=token)
         pipe = Pipeline(ImageSource(tmp_path / "flat.png", fps=15), make("alpha"), [sink],
                         stylizer_factory=make)
-        sink.attach(pipe)
+        sink.server.pipeline = pipe  # the control handle a session binds
         pipe.start()
         created.append(pipe)
         expected = {n: make(n).stylize(img) for n in ("alpha", "beta")}

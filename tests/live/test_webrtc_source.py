@@ -32,7 +32,7 @@ def camera_server(tmp_path, monkeypatch):
     source = WebRTCSource(server)
     sink = WebRTCSink(server=server)
     pipe = Pipeline(source, make(), [sink], stylizer_factory=make)
-    sink.attach(pipe)
+    sink.server.pipeline = pipe  # the control handle a session binds
     # start() waits for the first camera frame, so it runs beside the test's client
     starter = threading.Thread(target=pipe.start, daemon=True)
     starter.start()

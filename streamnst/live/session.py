@@ -1,0 +1,89 @@
+"""One live session, put together in one place. A `LiveConfig` holds every default of
+`streamnst live`; `build_session` turns it into a pipeline with its source, its outputs
+(each from its registry entry, given the session's `OutputContext`) and the factory that
+makes the stylizer of any style the user switches to. The CLI, tools/live_bench.py and
+tools/soak.py parse their own arguments and call it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import BlendSettings
+from streamnst.live import LIVE_MAX_SIDE
+from streamnst.live.outputs import OutputContext, ServerOptions
+from streamnst.live.pipeline import Pipeline
+from streamnst.live.sinks import open_sink
+from streamnst.live.sources import default_source_spec, open_source
+from streamnst.nets.checkpoint_io import DEFAULT_STYLE
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """A live session as the user asked for it; every field left out is `live`'s default."""
+
+    source: str | None = None  # a source spec; None: the webcam if one answers, else demo
+    outputs: tuple[str, ...] = ("vcam",)
+    style: str = DEFAULT_STYLE
+    # the network's working size: `scale` of the frame capped at `max_side` (0: no cap);
+    # scale None adapts to keep up with `fps_target` (the source's rate, at most 30)
+    scale: float | None = None
+    max_side: int = LIVE_MAX_SIDE
+    fps_target: float | None = None
+    # the rest of the stylizer's settings (device, dtype, threads, backend, shading,
+    # canvas, keep_colors, keep_face); its scale and max_side come from the fields above
+    stylizer: StylizerSettings = field(default_factory=StylizerSettings)
+    blend: BlendSettings = field(default_factory=BlendSettings)
+    max_frames: int | None = None
+    duration: float | None = None
+    overwrite: bool = False  # may a recording replace an existing file
+    server: ServerOptions = field(default_factory=ServerOptions)
+
+    @property
+    def auto_scale(self) -> bool:
+        return self.scale is None
+
+    def stylizer_settings(self, scale: float | None = None) -> StylizerSettings:
+        """The stylizer's settings at `scale` (default: this config's, 1 where it adapts)."""
+        scale = scale if scale is not None else (self.scale or 1.0)
+        return dataclasses.replace(self.stylizer, scale=scale, max_side=self.max_side or None)
+
+
+@dataclass
+class SessionHooks:
+    """What a front end is told while a session is built."""
+
+    #: a line to show the user, e.g. that the demo clip plays because no webcam answered
+    notice: Callable[[str], None] = lambda line: None
+    #: the viewer server listens: its full URL, token included (never written to a log)
+    listening: Callable[[str], None] = lambda url: None
+
+
+def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipeline:
+    """A pipeline ready to start: source, outputs and stylizer made from `config`."""
+    hooks = hooks or SessionHooks()
+    spec = config.source
+    if spec is None:
+        spec = default_source_spec()
+        if spec == "demo":
+            hooks.notice("no webcam found; playing the bundled demo clip (choose with "
+                         "--source webcam:N, screen or a video file)")
+    context = OutputContext(config.server, config.overwrite, hooks.listening)
+    source = open_source(spec, context)
+    outputs = list(config.outputs) or ["vcam"]
+    outputs += [o for o in context.required_outputs if o not in outputs]
+    sinks = [open_sink(o, context) for o in outputs]
+    first = Stylizer(config.style, config.stylizer_settings())
+
+    def style_factory(name: str) -> Stylizer:
+        # the scale the running style has reached: the pipeline then carries the rest of
+        # the live settings (keep colours, keep face) over
+        return Stylizer(name, config.stylizer_settings(pipeline.stylizer.settings.scale))
+
+    pipeline = Pipeline(source, first, sinks, config.blend, config.max_frames, config.duration,
+                        style_factory, auto_scale=config.auto_scale,
+                        target_fps=config.fps_target)
+    context.bind(pipeline)
+    return pipeline

@@ -1,0 +1,54 @@
+"""A live session built in one place (live/session.py): the defaults of `streamnst live`,
+outputs from their registry entries with one shared context, and the session's hooks."""
+
+import dataclasses
+
+from streamnst.engine.stylizer import StylizerSettings
+from streamnst.live.outputs import ServerOptions
+from streamnst.live.session import LiveConfig, SessionHooks, build_session
+from streamnst.live.sinks import NullSink, WindowSink
+from streamnst.live.webrtc import WebRTCSink
+from streamnst.live.webrtc_source import WebRTCSource
+
+FAST = StylizerSettings(device="cpu", dtype="fp32")
+
+
+def test_the_defaults_are_the_live_filters_and_a_session_runs():
+    pipe = build_session(LiveConfig("demo", ("null",), stylizer=FAST, max_frames=5))
+    assert pipe.auto_scale and pipe.stylizer.settings.max_side == 640
+    assert pipe.stylizer.name == "starry_night"
+    summary = pipe.run()
+    assert summary.frames_out == 5 and isinstance(pipe.sinks[0], NullSink)
+    fixed = build_session(LiveConfig("demo", ("null",), scale=0.5, max_side=0, stylizer=FAST))
+    assert not fixed.auto_scale and fixed.stylizer.settings.scale == 0.5
+    assert fixed.stylizer.settings.max_side is None  # 0: no cap
+
+
+def test_a_switched_style_is_made_with_the_sessions_settings():
+    keep = dataclasses.replace(FAST, keep_face=0.6, keep_colors=True)
+    pipe = build_session(LiveConfig("demo", ("null",), "great_wave", scale=0.7, stylizer=keep))
+    made = pipe.styles.factory("udnie")
+    assert made.name == "udnie" and made.settings.scale == 0.7
+    assert made.settings.max_side == 640 and made.keep_face == 0.6 and made.settings.keep_colors
+
+
+def test_a_browser_camera_source_shares_its_server_with_the_webrtc_output():
+    told = []
+    config = LiveConfig("webrtc", ("null",), stylizer=FAST, server=ServerOptions(port=0))
+    pipe = build_session(config, SessionHooks(listening=told.append))
+    assert isinstance(pipe.source, WebRTCSource)
+    web = [s for s in pipe.sinks if isinstance(s, WebRTCSink)]
+    assert len(web) == 1 and web[0].server is pipe.source.server  # added, and one server
+    assert web[0].server.pipeline is pipe  # its controls steer this pipeline
+    web[0].server.start()
+    try:
+        assert told == [web[0].server.url] and f":{web[0].server.port}/" in told[0]
+    finally:
+        web[0].server.stop()
+
+
+def test_the_preview_window_draws_the_sessions_status_line():
+    pipe = build_session(LiveConfig("demo", ("window", "null"), stylizer=FAST))
+    window = pipe.sinks[0]
+    assert isinstance(window, WindowSink)
+    assert window.overlay().startswith("starry_night | ")
