@@ -1,6 +1,6 @@
-"""A built wheel works on its own: installed into a fresh virtual environment, run from
-outside the repository, it finds its bundled styles and its demo clip (slow: the venv
-installs torch, a few minutes)."""
+"""A built wheel works on its own: installed into a fresh virtual environment, or with
+`pip install --target`, run from outside the repository, it finds its bundled styles and
+its demo clip (slow: the venv installs torch, a few minutes)."""
 
 import os
 import subprocess
@@ -10,12 +10,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
+def _wheel(tmp_path: Path) -> Path:
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                     "--no-build-isolation", str(ROOT), "-w", str(dist)], check=True,
                    timeout=300)
-    wheel = next(dist.glob("streamnst-*.whl"))
+    return next(dist.glob("streamnst-*.whl"))
+
+
+def _frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_a_target_install_stylises_the_demo_with_its_default_style(tmp_path):
+    """`pip install --target DIR` (no venv, no prefix): the styles ship inside the package,
+    so the default style is found wherever the package lands."""
+    target = tmp_path / "target"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(target), str(_wheel(tmp_path))], check=True, timeout=300)
+    assert (target / "streamnst" / "bundled" / "starry_night.pth").is_file()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "STREAMNST_HOME"}
+    env.update(PYTHONPATH=str(target), STREAMNST_HOME=str(tmp_path / "home"))
+    where = subprocess.run([sys.executable, "-c", "import streamnst; print(streamnst.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert where.stdout.startswith(str(target)), where.stdout  # not the checkout's copy
+    run = subprocess.run([sys.executable, "-m", "streamnst", "stylize", "demo", "out.mp4",
+                          "--max-frames", "3"], cwd=work, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "starry_night" in run.stderr and _frames(work / "out.mp4") == 3
+
+
+def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
+    wheel = _wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -35,10 +67,7 @@ def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
     out = subprocess.run([str(exe), "stylize", "demo", "out.mp4", "--max-frames", "5"],
                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    import av
-
-    with av.open(str(work / "out.mp4")) as c:
-        assert sum(1 for _ in c.decode(video=0)) == 5
+    assert _frames(work / "out.mp4") == 5
     where = subprocess.run([str(python), "-c", "import streamnst, sys; print(streamnst.__file__)"],
                            cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert str(venv) in where.stdout and str(ROOT) not in where.stdout

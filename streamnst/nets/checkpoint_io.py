@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 import pickle
 import struct
-import sys
 import zipfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -92,11 +92,12 @@ class StyleCheckpoint:
 
 def bundled_dir() -> Path:
     """The styles that ship: `checkpoints/` at the top of a checkout (an editable install
-    reads them there), else the copy a wheel installs under `<prefix>/share/streamnst`."""
-    checkout = Path(__file__).resolve().parents[2] / "checkpoints"
-    if checkout.is_dir():
-        return checkout
-    return Path(sys.prefix) / "share" / "streamnst" / "checkpoints"
+    reads them there), else the package's own `bundled/` folder, wherever the package was
+    installed (a venv, --user, --target)."""
+    top = Path(__file__).resolve().parents[2]
+    if (top / "pyproject.toml").is_file() and (top / "checkpoints").is_dir():
+        return top / "checkpoints"
+    return Path(str(resources.files("streamnst") / "bundled"))
 
 
 def user_dir() -> Path:
