@@ -43,7 +43,7 @@ from streamnst.offline.metrics import (
 
 HERE = Path(__file__).resolve().parent
 STYLES_DIR = HERE.parent / "styles"
-SIZE = 384  # the anchor frame's longest side, as in docs/gallery.md since session 9
+SIZE = 384  # the anchor frame's longest side, as the anchors in docs/anchors were made
 ANCHOR_FRAME = 75  # of the demo clip: the webcam-like frame every anchor is rendered from
 DEFAULT_CLIPS = ["demo", str(HERE.parent.parent / "shared/data/video/"
                              "one-by-one-person-detection.mp4")]

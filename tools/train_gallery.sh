@@ -11,7 +11,7 @@ photos=${2:?usage: train_gallery.sh RUNS_DIR PHOTOS_DIR [train flags]}
 shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$runs"
-# The canvas recipe (session 11, docs/gallery.md): the grain the network paints flat walls
+# The canvas recipe (docs/gallery.md): the grain the network paints flat walls
 # from, encoder-only padding, style up to relu5_1 at half weight, 192 px crops (strokes keep
 # the style image's scale, and the CPU trains 1.8x more steps than at 256), stabilisation
 # from the first step.

