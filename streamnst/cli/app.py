@@ -54,6 +54,32 @@ class ScaleParam(click.ParamType):
             self.fail(f"{value!r} is neither a number from 0.1 to 1 nor 'auto'", param, ctx)
 
 
+def dataclass_options(cls, skip: frozenset[str] = frozenset(), helps: dict | None = None,
+                      choices: dict | None = None, types: dict | None = None):
+    """A decorator adding one flag per field of the dataclass `cls` (its defaults shown):
+    `--field-name`, typed by its default, with help, choices and types from the dicts (a
+    field defaulting to None needs its type there). The one way a command's settings
+    become options, so they never drift from the settings themselves."""
+    from dataclasses import MISSING, fields
+
+    helps, choices, types = helps or {}, choices or {}, types or {}
+
+    def add(f):
+        for fld in reversed(fields(cls)):
+            if fld.name in skip or fld.default is MISSING:
+                continue
+            flag = "--" + fld.name.replace("_", "-")
+            kind = click.Choice(choices[fld.name]) if fld.name in choices \
+                else types.get(fld.name, type(fld.default))
+            if kind is bool:
+                flag = f"{flag}/--no-{fld.name.replace('_', '-')}"
+            f = click.option(flag, fld.name, type=None if kind is bool else kind,
+                             default=fld.default, show_default=True,
+                             help=helps.get(fld.name))(f)
+        return f
+    return add
+
+
 def stylizer_options(f):
     """Options shared by every command that runs a style network."""
     f = click.option("--style", "-s", default=None, metavar="NAME|PATH",

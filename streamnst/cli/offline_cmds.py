@@ -13,12 +13,14 @@ from streamnst.cli.app import (
     blend_options,
     cli,
     console,
+    dataclass_options,
     make_stylizer,
     out,
     progress_bar,
     stylizer_options,
 )
 from streamnst.core.signals import stop_requested
+from streamnst.offline.gatys import INITS, OPTIMIZERS, GatysSettings
 
 
 @cli.command()
@@ -150,28 +152,16 @@ def export(style, output, opset, overwrite):
 @click.argument("content", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("style_image", metavar="STYLE", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--content-weight", default=1.0, show_default=True, type=float)
-@click.option("--style-weight", default=10.0, show_default=True, type=float)
-@click.option("--tv-weight", default=0.0, show_default=True, type=float)
-@click.option("--temporal/--no-temporal", default=True, show_default=True,
-              help="Ruder et al.'s temporal loss on video frames.")
-@click.option("--temporal-weight", default=50.0, show_default=True, type=float)
-@click.option("--resize", default=512, show_default=True, type=int,
-              help="Longest side the optimisation runs at.")
-@click.option("--style-size", default=None, type=int, help="Longest side of the style image.")
-@click.option("--init", default="prev_warped", show_default=True,
-              type=click.Choice(["content", "random", "prev_warped"]),
-              help="Start of each video frame after the first (the first starts from content "
-                   "unless random).")
-@click.option("--iterations", default=100, show_default=True, type=int)
-@click.option("--first-iterations", default=200, show_default=True, type=int)
-@click.option("--optimizer", default="lbfgs", show_default=True,
-              type=click.Choice(["lbfgs", "adam"]))
-@click.option("--lr", default=0.02, show_default=True, type=float, help="Adam step size.")
-@click.option("--tolerance", default=1e-4, show_default=True, type=float,
-              help="Early stop when the loss improves less than this (relative) ...")
-@click.option("--patience", default=10, show_default=True, type=int,
-              help="... over this many iterations.")
+@dataclass_options(GatysSettings, frozenset({"content_layers", "style_layers"}), helps={
+    "temporal": "Ruder et al.'s temporal loss on video frames.",
+    "resize": "Longest side the optimisation runs at.",
+    "style_size": "Longest side of the style image (default: --resize).",
+    "init": "Start of each video frame after the first (the first starts from content "
+            "unless random).",
+    "lr": "Adam step size.",
+    "tolerance": "Early stop when the loss improves less than this (relative) ...",
+    "patience": "... over this many iterations."},
+    choices={"init": INITS, "optimizer": OPTIMIZERS}, types={"style_size": int})
 @click.option("--content-layers", default="relu4_2", show_default=True)
 @click.option("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
               show_default=True)
@@ -180,10 +170,8 @@ def export(style, output, opset, overwrite):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-frames", type=click.IntRange(min=1), default=None)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT (finished frames are reused).")
-def gatys(content, style_image, output, content_weight, style_weight, tv_weight, temporal,
-          temporal_weight, resize, style_size, init, iterations, first_iterations, optimizer,
-          lr, tolerance, patience, content_layers, style_layers, vgg, device, max_frames,
-          overwrite):
+def gatys(content, style_image, output, content_layers, style_layers, vgg, device,
+          max_frames, overwrite, **options):
     """Reference render by optimisation (Gatys et al.), with a temporal loss for videos.
 
     Rerunning the same command continues a video after its last finished frame.
@@ -195,20 +183,18 @@ def gatys(content, style_image, output, content_weight, style_weight, tv_weight,
     from streamnst.media.demo import resolve_media
     from streamnst.media.imageio import is_image_path, read_image
     from streamnst.nets.vgg import load_vgg
-    from streamnst.offline.gatys import Gatys, GatysSettings, render_gatys
+    from streamnst.offline.gatys import Gatys, render_gatys
     from streamnst.offline.stylize_file import check_paths
 
     content = resolve_media(content)
     if output.exists() and not overwrite:
         raise OutputError(f"{output} exists; pass --overwrite to replace it")
     check_paths(content, output, overwrite=True)
-    settings = GatysSettings(content_weight, style_weight, tv_weight, temporal_weight, temporal,
-                             resize, style_size, init, iterations, first_iterations, optimizer,
-                             lr, tolerance, patience, tuple(content_layers.split(",")),
-                             tuple(style_layers.split(",")))
+    settings = GatysSettings(content_layers=tuple(content_layers.split(",")),
+                             style_layers=tuple(style_layers.split(",")), **options)
     engine = Gatys(read_image(style_image), load_vgg(vgg, settings.layers), settings,
                    pick_device(device))
-    per_frame = first_iterations if is_image_path(content) else iterations
+    per_frame = settings.first_iterations if is_image_path(content) else settings.iterations
     with progress_bar() as progress:
         frames = progress.add_task("frames", total=None, info="")
         iters = progress.add_task("iterations", total=per_frame, info="")
@@ -220,7 +206,7 @@ def gatys(content, style_image, output, content_weight, style_weight, tv_weight,
         def on_frame(i, total, reused):
             progress.update(frames, completed=i, total=total,
                             info="(reused)" if reused else "")
-            progress.update(iters, completed=0, total=iterations)
+            progress.update(iters, completed=0, total=settings.iterations)
 
         path, done, reused = render_gatys(content, output, engine, max_frames=max_frames,
                                           on_frame=on_frame, on_iter=on_iter)

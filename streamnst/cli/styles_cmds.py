@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from streamnst.cli.app import cli, console, out, progress_bar
+from streamnst.cli.app import cli, console, dataclass_options, out, progress_bar
 from streamnst.core.errors import StreamNSTError
 
 
@@ -75,19 +75,11 @@ def styles(name):
 
 def _train_options(f):
     """One flag per TrainConfig field, defaults taken from TrainConfig itself."""
-    from dataclasses import MISSING, fields
-
     from streamnst.training.config import PLACE_FIELDS, TrainConfig
 
     # the tuple-valued layer settings have options of their own (comma-separated)
     skip = PLACE_FIELDS | {"style_layers", "style_layer_weights"}
-    for fld in reversed(fields(TrainConfig)):
-        if fld.name in skip or fld.default is MISSING:
-            continue
-        flag = "--" + fld.name.replace("_", "-")
-        f = click.option(flag, type=type(fld.default), default=fld.default,
-                         show_default=True)(f)
-    return f
+    return dataclass_options(TrainConfig, frozenset(skip))(f)
 
 
 def _run_options(f):

@@ -24,6 +24,7 @@ from streamnst.engine.flow import FlowEstimator, photometric_mask, warp_image
 from streamnst.media.imageio import resize_to
 
 MODES = ("off", "ema", "flow")
+MAX_STRENGTH = 0.95  # at 1 the output would never change again
 STILL_PX = 0.5  # px per frame
 UNCHANGED_LEVELS = 4.0  # mean |change| (of 255) at flow size under which a pixel is still
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -41,7 +42,7 @@ class Motion:
 @dataclass(frozen=True)
 class BlendSettings:
     mode: str = "flow"
-    strength: float = 0.7  # weight of the (warped) previous output, 0..0.95
+    strength: float = 0.7  # weight of the (warped) previous output, 0..MAX_STRENGTH
     flow_max_side: int = 256  # flow is computed at this size: cheap and smooth enough
     cut_threshold: float = 0.25  # below this reliable fraction, treat as a scene cut
     photo_tolerance: float = 40.0  # input mismatch (0-255) at which a pixel is not blended
@@ -49,8 +50,9 @@ class BlendSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InputError(f"blend mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not 0.0 <= self.strength <= 0.95:
-            raise InputError(f"blend strength must be between 0 and 0.95, got {self.strength}")
+        if not 0.0 <= self.strength <= MAX_STRENGTH:
+            raise InputError(f"blend strength must be between 0 and {MAX_STRENGTH}, "
+                             f"got {self.strength}")
         if self.flow_max_side < 16:
             raise InputError("flow size must be at least 16 pixels")
 

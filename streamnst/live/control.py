@@ -11,7 +11,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from streamnst.core.errors import InputError, StreamNSTError
-from streamnst.engine.temporal import MODES
+from streamnst.engine.temporal import MAX_STRENGTH, MODES
 from streamnst.nets.checkpoint_io import available_styles
 
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ class LiveControl:
 
     def nudge_strength(self, steps: int) -> None:
         cur = self.pipeline.blend_settings.strength
-        self.set_blend(strength=min(0.95, max(0.0, round(cur + steps * STRENGTH_STEP, 2))))
+        strength = round(cur + steps * STRENGTH_STEP, 2)
+        self.set_blend(strength=min(MAX_STRENGTH, max(0.0, strength)))
 
     def toggle_keep_colors(self) -> None:
         p = self.pipeline
@@ -121,10 +122,7 @@ class LiveControl:
             if data.get("scale") == "auto":
                 p.set_scale("auto")
             elif "scale" in data:
-                scale = data["scale"]
-                if not 0.1 <= scale <= 1.0:
-                    return {"error": "scale must be between 0.1 and 1, or \"auto\""}
-                p.set_scale(scale)
+                p.set_scale(data["scale"])  # its range is the stylizer's to check
             if "style" in data:
                 name = str(data["style"])
                 if name not in available_styles():

@@ -193,8 +193,8 @@ class Pipeline:
             self._start_autoscale()
             return
         with self._lock:
+            self.stylizer.set_scale(float(scale))  # refused before anything else changes
             self.auto_scale, self.autoscaler = False, None
-            self.stylizer.set_scale(float(scale))
 
     def set_keep_colors(self, on: bool) -> None:
         """The input's colours with the painting's light and strokes, from the next frame."""
@@ -348,7 +348,7 @@ class Pipeline:
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
 
-    def stop(self, timeout: float = 1.0) -> dict:
+    def stop(self, timeout: float = 1.0) -> LiveStats:
         """Stop every thread (joined with timeouts) and raise a worker's error, if any."""
         self.stop_event.set()
         if self._thread is not None:
@@ -374,7 +374,7 @@ class Pipeline:
             raise sink_errors[0]
         return summary
 
-    def run(self) -> dict:
+    def run(self) -> LiveStats:
         """start(), wait for the end (Ctrl+C included), stop(); returns the summary."""
         self.start()
         try:

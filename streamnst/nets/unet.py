@@ -6,8 +6,8 @@ connections from the encoder, and a sigmoid output in [0, 1]. The output head is
 `plain` (sigmoid(conv)) or `identity` (sigmoid(conv + logit(input)), the first
 releases' head). The identity head starts training at the photo and keeps flat walls
 flat: a conv net cannot invent texture where the input has none, and this head never
-has to (measured: a style trained with it left walls bare). The plain head must rebuild the picture from
-its features, and paints walls with strokes.
+has to (a style trained with it left walls bare). The plain head must rebuild the
+picture from its features, and paints walls with strokes.
 
 Sampling (`down`, `up`): by default each downsampling averages 2x2 before a stride-1
 conv and upsampling is bilinear. The first release's stride-2 convs and nearest

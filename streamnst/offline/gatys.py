@@ -28,6 +28,7 @@ from streamnst.nets.vgg import CONTENT_LAYER, RELU_INDEX, STYLE_LAYERS, VGGFeatu
 
 log = logging.getLogger(__name__)
 INITS = ("content", "random", "prev_warped")
+OPTIMIZERS = ("lbfgs", "adam")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class GatysSettings:
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise InputError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.optimizer not in ("lbfgs", "adam"):
+        if self.optimizer not in OPTIMIZERS:
             raise InputError(f"optimizer must be lbfgs or adam, got {self.optimizer!r}")
         if self.iterations < 1 or self.first_iterations < 1:
             raise InputError("iterations must be >= 1")
