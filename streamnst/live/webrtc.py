@@ -1,19 +1,16 @@
-"""WebRTC output: an aiohttp + aiortc server that streams the stylised frames to browsers.
+"""WebRTC output: an aiohttp server that streams the stylised frames to browsers.
 
-The server runs its own asyncio loop in a thread. The sink thread turns each output
-frame into encoder-ready `av.VideoFrame`s (CPU work stays off the event loop) and
-hands them to the loop. Every viewer has its own latest-frame track: `recv()` only
-awaits the newest frame, so a stalled viewer holds one stale frame, never a queue,
-and never slows the others. (aiortc's MediaRelay would hand the same PyAV frame to
-every peer's encoder thread; sharing it stalled the second viewer here.) Binding
-anything but loopback requires a token printed at start. Every request passes the
-Host, Origin and Content-Type checks of `http_guard` first, even on loopback.
+The server runs its own asyncio loop in a thread and serves the viewer page, `/offer`
+(signalling: the peers themselves are live/webrtc_peers.py), `/api/state` and
+`/api/control`. The sink thread turns each output frame into encoder-ready frames (CPU
+work stays off the event loop) and hands them to the loop. Binding anything but loopback
+requires a token printed at start. Every request passes the Host, Origin and
+Content-Type checks of `http_guard` first, even on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import hmac
 import ipaddress
 import json
@@ -22,30 +19,32 @@ import secrets
 import threading
 from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.control import LiveControl
 from streamnst.live.http_guard import HostPolicy, guard_middleware
 from streamnst.live.http_server import GuardedRunner
+from streamnst.live.loopback_ice import use_loopback_candidates
 from streamnst.live.sinks import Sink
+from streamnst.live.webrtc_peers import (
+    CONNECT_TIMEOUT_S,
+    MAX_SDP_CHARS,
+    CameraReceiver,
+    OfferRefused,
+    Peers,
+)
 
 if TYPE_CHECKING:
     from streamnst.live.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-VIDEO_CLOCK = 90000
 MAX_OFFER_BYTES = 64 * 1024  # request body cap (aiohttp answers 413 beyond it)
-MAX_SDP_CHARS = 32 * 1024  # a browser's offer is 3-8 KB
-MAX_PENDING_OFFERS = 2  # offers being negotiated at once
-CONNECT_TIMEOUT_S = 20.0  # a peer that has not connected by then is closed, its slot freed
+__all__ = ["MAX_OFFER_BYTES", "MAX_SDP_CHARS", "WebRTCServer", "WebRTCSink", "is_loopback"]
 JSON_PATHS = ("/offer", "/api/control")
 ASSETS = {"/": ("index.html", "text/html"), "/viewer.js": ("viewer.js", "text/javascript"),
           "/viewer.css": ("viewer.css", "text/css")}
@@ -60,66 +59,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-_CANDIDATES = {"loopback_only": False}
-
-
-def use_loopback_candidates(only: bool) -> None:
-    """Make aioice offer 127.0.0.1 (which it leaves out of its host candidates).
-
-    only=True (a server bound to loopback): offer nothing else, so ICE traffic stays
-    on 127.0.0.1 and no LAN address is advertised; otherwise loopback is added to
-    the discovered addresses. Applies to every aiortc peer in this process.
-    """
-    import aioice.ice
-
-    _CANDIDATES["loopback_only"] = only
-    original = aioice.ice.get_host_addresses
-    if getattr(original, "_streamnst", False):
-        return
-
-    def addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        if _CANDIDATES["loopback_only"]:
-            return ["127.0.0.1"] if use_ipv4 else []
-        found = original(use_ipv4, use_ipv6)
-        return found + ["127.0.0.1"] if use_ipv4 and "127.0.0.1" not in found else found
-
-    addresses._streamnst = True
-    aioice.ice.get_host_addresses = addresses
-
-
-class CameraReceiver(Protocol):
-    """Where a browser's camera frames go (`--source webrtc`)."""
-
-    def take(self, image: np.ndarray) -> None: ...
-
-
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24")
-
-
-class LatestFrameTrack(VideoStreamTrack):
-    """A video track whose recv() awaits the newest published frame (no CPU work here)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._frame: av.VideoFrame | None = None
-        self._new = asyncio.Event()
-        self._t0: float | None = None
-
-    def publish(self, frame: av.VideoFrame, timestamp: float) -> None:
-        """Called on the event loop: replace the pending frame (older ones are dropped)."""
-        self._t0 = timestamp if self._t0 is None else self._t0
-        frame.pts = int((timestamp - self._t0) * VIDEO_CLOCK)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self._frame = frame
-        self._new.set()
-
-    async def recv(self) -> av.VideoFrame:
-        await self._new.wait()
-        self._new.clear()
-        return self._frame
-
-
 class WebRTCServer:
     """aiohttp app: viewer page, /offer, /api/state, /api/control; in its own thread."""
 
@@ -129,16 +68,9 @@ class WebRTCServer:
         self.host, self.port, self.max_viewers = host, port, max_viewers
         self.token = token or (None if is_loopback(host) else secrets.token_urlsafe(16))
         self.policy = HostPolicy(port, allow_hosts)
-        self.connect_timeout = connect_timeout
-        self.pending_offers = 0
-        self.offers_answered = 0
-        # --source webrtc: the browser whose camera feeds the filter (one at a time)
-        self.source: CameraReceiver | None = None
-        self.sender: RTCPeerConnection | None = None
+        self.viewers = Peers(max_viewers, self._apply_control_text, connect_timeout)
         self.pipeline: Pipeline | None = None
-        self.peers: set[RTCPeerConnection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.tracks: dict[RTCPeerConnection, LatestFrameTrack] = {}
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -147,6 +79,27 @@ class WebRTCServer:
         #: called once with the full URL (token included) as soon as the server listens,
         #: before any camera frame: the front end shows it (never a log)
         self.on_listening: Callable[[str], None] | None = None
+
+    # what the peers know, as the server's own (a webrtc source sets `source`)
+    @property
+    def peers(self) -> set:
+        return self.viewers.connections
+
+    @property
+    def sender(self):
+        return self.viewers.sender
+
+    @property
+    def offers_answered(self) -> int:
+        return self.viewers.answered
+
+    @property
+    def source(self) -> CameraReceiver | None:
+        return self.viewers.source
+
+    @source.setter
+    def source(self, receiver: CameraReceiver | None) -> None:
+        self.viewers.source = receiver
 
     @property
     def url(self) -> str:
@@ -207,8 +160,7 @@ class WebRTCServer:
         self.policy.port = self.port
 
     async def _shutdown(self) -> None:
-        await asyncio.gather(*(pc.close() for pc in list(self.peers)), return_exceptions=True)
-        self.peers.clear()
+        await self.viewers.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -219,21 +171,14 @@ class WebRTCServer:
             self._thread.join(timeout)
 
     def publish(self, image: np.ndarray, timestamp: float) -> None:
-        """Thread-safe, called from the sink thread: build one encoder-ready frame per
-        viewer here (PyAV frames must not be shared between the encoder threads of
-        several peers) and hand them to the loop."""
+        """Thread-safe, called from the sink thread: build each viewer's frame here and
+        hand them to the loop."""
         if self.loop is None or not self.loop.is_running():
             return
-        ready = [(track, av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
-            format="yuv420p")) for track in list(self.tracks.values())]
+        ready = self.viewers.frames_for(image)
         if ready:
-            self.loop.call_soon_threadsafe(self._deliver, ready, timestamp)
+            self.loop.call_soon_threadsafe(self.viewers.deliver, ready, timestamp)
             self.published += 1
-
-    @staticmethod
-    def _deliver(ready: list, timestamp: float) -> None:
-        for track, frame in ready:
-            track.publish(frame, timestamp)
 
     # ----- HTTP -----------------------------------------------------------------------
     @web.middleware
@@ -268,111 +213,12 @@ class WebRTCServer:
 
     async def _offer(self, request: web.Request) -> web.Response:
         data = await self._json(request)
-        sdp, kind = data.get("sdp"), data.get("type")
-        if not isinstance(sdp, str) or kind != "offer":
-            return web.json_response({"error": "expected {sdp: string, type: 'offer'}"},
-                                     status=400)
-        if len(sdp) > MAX_SDP_CHARS:
-            return web.json_response({"error": f"offer larger than {MAX_SDP_CHARS} bytes"},
-                                     status=413)
-        if len(self.peers) >= self.max_viewers:
-            return web.json_response({"error": f"viewer limit ({self.max_viewers}) reached"},
-                                     status=503)
-        if self.pending_offers >= MAX_PENDING_OFFERS:
-            return web.json_response({"error": "too many offers at once; retry"}, status=503)
-        send = data.get("send") is True
-        if send and self.source is None:
-            return web.json_response({"error": "this server takes no camera; start it with "
-                                               "--source webrtc"}, status=400)
-        if send and self.sender is not None:
-            return web.json_response({"error": "another browser is already sending its "
-                                               "camera (one at a time); you can still watch"},
-                                     status=409)
-        self.pending_offers += 1
         try:
-            return await self._answer(sdp, kind, send)
-        finally:
-            self.pending_offers -= 1
-
-    async def _answer(self, sdp: str, kind: str, send: bool = False) -> web.Response:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.peers.add(pc)
-        if send:
-            self.sender = pc
-
-            @pc.on("track")
-            def on_track(track) -> None:  # fires inside setRemoteDescription
-                if track.kind == "video" and self.source is not None:
-                    asyncio.ensure_future(self._receive(track, pc))
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self._drop(pc)
-
-        @pc.on("datachannel")
-        def on_channel(channel) -> None:
-            @channel.on("message")
-            def on_message(message) -> None:
-                try:
-                    reply = self._apply_control_text(message)
-                except Exception as exc:  # one bad message must not cost the peer
-                    log.warning("webrtc: control message failed: %s", exc)
-                    reply = {"error": "control message failed"}
-                if channel.readyState == "open":
-                    channel.send(json.dumps(reply))
-
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-            if not any(t.kind == "video" for t in pc.getTransceivers()):
-                raise ValueError("the offer has no video section")
-            self.tracks[pc] = LatestFrameTrack()
-            pc.addTrack(self.tracks[pc])
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:  # aiortc raises ValueError and others on bad SDP
-            await self._drop(pc)
-            return web.json_response({"error": f"bad offer: {exc}"}, status=400)
-        log.info("webrtc viewer answered (%d/%d)", len(self.peers), self.max_viewers)
-        self.offers_answered += 1
-        asyncio.get_running_loop().call_later(self.connect_timeout, self._expire, pc)
-        return web.json_response({"sdp": pc.localDescription.sdp,
-                                  "type": pc.localDescription.type})
-
-    def _expire(self, pc: RTCPeerConnection) -> None:
-        """A peer that never completed ICE and DTLS in time holds a slot: close it."""
-        if pc in self.peers and pc.connectionState != "connected":
-            log.info("webrtc peer did not connect within %.0f s; closed", self.connect_timeout)
-            asyncio.ensure_future(self._drop(pc))
-
-    async def _receive(self, track, pc: RTCPeerConnection) -> None:
-        """The sender's camera into the source's latest-frame slot. Converting a frame to
-        RGB is CPU work: it runs in a worker thread, never on the event loop."""
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                frame = await track.recv()
-                image = await loop.run_in_executor(None, _to_rgb, frame)
-                source = self.source
-                if source is None:  # the filter stopped taking frames
-                    break
-                source.take(image)
-        except MediaStreamError:
-            pass  # the sender left: the last painted frame stays up
-        finally:
-            if self.sender is pc:
-                self.sender = None
-                log.info("webrtc camera sender left")
-
-    async def _drop(self, pc: RTCPeerConnection) -> None:
-        if self.sender is pc:
-            self.sender = None
-        track = self.tracks.pop(pc, None)
-        if track is not None:
-            track.stop()
-        if pc in self.peers:
-            self.peers.discard(pc)
-            log.info("webrtc viewer left (%d left)", len(self.peers))
-        await pc.close()
+            answer = await self.viewers.offer(data.get("sdp"), data.get("type"),
+                                              data.get("send") is True)
+        except OfferRefused as refused:
+            return web.json_response({"error": str(refused)}, status=refused.status)
+        return web.json_response(answer)
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
