@@ -36,7 +36,7 @@ def tiny_style(tmp_path) -> Path:
 def tinted_unet(tint: tuple[float, float, float], width: int = 4) -> UNet:
     """A small random U-Net whose output is visibly tinted: the network starts near the
     identity, so a bias on its last conv makes styles easy to tell apart in tests."""
-    net = UNet(width=width, res_convs=2).eval()
+    net = UNet(width=width, res_convs=2, head="identity", ends="full").eval()
     with torch.no_grad():
         net.out.bias.copy_(torch.tensor(tint))
     return net

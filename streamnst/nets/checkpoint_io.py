@@ -34,11 +34,11 @@ from streamnst.core.atomic import atomic_path
 from streamnst.core.errors import CheckpointError
 from streamnst.nets import ARCHITECTURES, build_model
 from streamnst.nets.conditional import apply_modulation, mix_modulations, modulation_state
+from streamnst.nets.migrate import VERSION, migrate
 from streamnst.nets.transformer_net import clean_state_dict, looks_like_transformer_net
 
 FORMAT = "streamnst-style"
 BANK_FORMAT = "streamnst-bank"
-VERSION = 1
 SUFFIX = ".pth"
 BANK_SUFFIX = ".bank.pth"
 #: the strongest canvas grain a style may store (levels of 255): more is content, not weave
@@ -285,7 +285,6 @@ def load_style(name_or_path: str | os.PathLike) -> StyleCheckpoint:
     )
 
 
-UNET_V1_SAMPLING = {"up": "nearest", "down": "stride"}
 #: the range each numeric network argument may take in a file: a file asking for more
 #: would allocate gigabytes before any check of its weights could fail
 ARG_RANGES = {"width": (1, 256), "res_convs": (2, 64), "fine_blocks": (0, 16)}
@@ -324,12 +323,11 @@ def _from_streamnst(path: Path, data: dict) -> StyleCheckpoint:
     if not isinstance(version, int) or version > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {version!r} is newer than this "
                               f"streamnst supports ({VERSION}); upgrade streamnst")
-    arch, args = data.get("arch"), _check_fields(path, data)
+    _check_fields(path, data)
+    data = migrate(data)
+    arch, args = data.get("arch"), data["arch_args"]
     if arch not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {arch!r}")
-    if arch == "unet":
-        # files written before up/down were settings hold the first U-Net's sampling
-        args = {**UNET_V1_SAMPLING, **args}
     try:
         model = build_model(arch, **args)
     except (TypeError, ValueError) as exc:
@@ -378,6 +376,7 @@ def _check_bank(path: Path, data: object) -> dict:
             or not isinstance(styles, list) or not styles:
         raise CheckpointError(f"{path}: a style bank needs arch_args, trunk and styles")
     _check_fields(path, data)
+    data = migrate(data)
     for entry in styles:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
                 or not isinstance(entry.get("modulation"), dict):

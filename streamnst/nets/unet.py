@@ -111,7 +111,7 @@ class UNet(nn.Module):
 
     def __init__(self, width: int = 16, res_convs: int = 10, norm: str = "batch",
                  up: str = "bilinear", down: str = "pool", fine_blocks: int = 0,
-                 head: str = "identity", ends: str = "full", pad: str = "mixed") -> None:
+                 head: str = "plain", ends: str = "shuffle", pad: str = "mixed") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -132,17 +132,10 @@ class UNet(nn.Module):
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         c1, c2, c3 = width, 2 * width, 4 * width
+        # every setting, so a file says what it holds (files from before: nets/migrate.py)
         self.config = {"width": width, "res_convs": res_convs, "norm": norm, "up": up,
-                       "down": down}
-        # only when used, so files stay readable by releases without them
-        if fine_blocks:
-            self.config["fine_blocks"] = fine_blocks
-        if head != "identity":
-            self.config["head"] = head
-        if ends != "full":
-            self.config["ends"] = ends
-        if pad != "mixed":
-            self.config["pad"] = pad
+                       "down": down, "fine_blocks": fine_blocks, "head": head, "ends": ends,
+                       "pad": pad}
         # the encoder's full- and half-resolution convs: "mixed" zero-pads them (today's
         # files), "encoder" reflect-pads them, so the trunk gets no zero border to learn
         # where the frame ends from (with zeros, trained styles lined marks up along the

@@ -36,7 +36,7 @@ def networks(widths: tuple[int, ...] = (16,)) -> dict[str, nn.Module]:
     nets: dict[str, nn.Module] = {}
     for w in widths:  # today's layout, and the first releases' (see UNet's `ends`)
         nets[f"unet-w{w}"] = UNet(width=w, head="plain", ends="shuffle")
-        nets[f"unet-w{w}-full"] = UNet(width=w)
+        nets[f"unet-w{w}-full"] = UNet(width=w, head="identity", ends="full")
     nets["transformer_net"] = TransformerNet()
     return nets
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from streamnst.core.errors import CheckpointError, InputError
 from streamnst.nets import UNet
 from streamnst.nets.checkpoint_io import MAX_CANVAS
+from streamnst.nets.migrate import UNET_V1
 from streamnst.nets.unet import DOWNSAMPLING, ENDS, HEADS, NORMS, PADDINGS, UPSAMPLING
 from streamnst.nets.vgg import CONTENT_LAYER
 
@@ -17,7 +18,7 @@ _FIXED_ON_RESUME = ("width", "res_convs", "fine_blocks", "norm", "up", "down", "
                     "pad", "size", "batch", "style_size", "seed", "content_layer",
                     "style_layers", "init_from", "canvas")
 # what runs saved before a setting existed used (where that differs from today's default)
-_LEGACY = {"head": "identity", "ends": "full", "init_from": "",
+_LEGACY = {"head": UNET_V1["head"], "ends": UNET_V1["ends"], "init_from": "",
            "content_layer": "relu2_2",
            "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
 

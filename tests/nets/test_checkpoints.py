@@ -17,7 +17,8 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
     ckpt = load_style(path)
     assert ckpt.name == "sunny" and ckpt.arch == "unet"
     assert ckpt.arch_args == {"width": 4, "res_convs": 4, "norm": "batch", "up": "bilinear",
-                              "down": "pool"}
+                              "down": "pool", "fine_blocks": 0, "head": "plain",
+                              "ends": "shuffle", "pad": "mixed"}
     assert ckpt.training["steps"] == 7
     assert torch.equal(ckpt.style["thumbnail"], thumb)
     for k, v in net.state_dict().items():
@@ -26,11 +27,15 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
 
 
 def test_unet_files_from_before_the_sampling_settings_keep_their_architecture(tmp_path):
-    old = UNet(width=4, res_convs=2, up="nearest", down="stride")
+    old = UNet(width=4, res_convs=2, up="nearest", down="stride", head="identity", ends="full")
     old.config = {"width": 4, "res_convs": 2, "norm": "batch"}  # as the first release wrote
     path = save_style(tmp_path / "old.pth", old, "unet", style={"name": "old"}, training={})
+    data = torch.load(path, weights_only=True)
+    data["version"] = 1  # what that release stamped on it
+    torch.save(data, path)
     loaded = load_style(path).model
-    assert loaded.config["up"] == "nearest" and loaded.config["down"] == "stride"
+    assert (loaded.config["up"], loaded.config["down"]) == ("nearest", "stride")
+    assert (loaded.config["head"], loaded.config["ends"]) == ("identity", "full")
     old.eval()
     x = torch.rand(1, 3, 16, 24)
     # two instances of one network: oneDNN may take different float32 paths for each
@@ -44,7 +49,7 @@ def test_fine_blocks_round_trip_and_change_the_network(tmp_path):
     torch.manual_seed(0)
     net = UNet(width=4, res_convs=2, fine_blocks=1).eval()
     plain = UNet(width=4, res_convs=2).eval()
-    assert "fine_blocks" not in plain.config  # files without it stay as they were
+    assert plain.config["fine_blocks"] == 0
     assert len(net.state_dict()) > len(plain.state_dict())
     loaded = load_style(save_style(tmp_path / "f.pth", net, "unet", style={}, training={}))
     assert loaded.arch_args["fine_blocks"] == 1

@@ -29,7 +29,8 @@ def test_shuffle_ends_any_size_and_no_checkerboard_at_start(head, size):
         assert torch.allclose(z[..., 0::2, 0::2], z[..., 1::2, 1::2])
         assert torch.allclose(z[..., 0::2, 1::2], z[..., 1::2, 0::2])
     assert net.config["ends"] == "shuffle"
-    assert "ends" not in UNet(width=4, res_convs=2).config  # old files stay as they were
+    config = UNet(width=4, res_convs=2).config  # today's network, every setting named
+    assert (config["ends"], config["head"], config["pad"]) == ("shuffle", "plain", "mixed")
     with pytest.raises(ValueError, match="ends"):
         UNet(ends="half")
 
