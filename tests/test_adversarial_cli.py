@@ -34,6 +34,7 @@ def _png_claiming(width: int, height: int) -> bytes:
         + chunk(b"IEND", b"")
 
 
+@pytest.mark.slow
 def test_an_image_bomb_is_one_line(tmp_path, tiny_style):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_png_claiming(60000, 60000))
@@ -41,6 +42,7 @@ def test_an_image_bomb_is_one_line(tmp_path, tiny_style):
     assert_clean_error(r, "megapixel limit")
 
 
+@pytest.mark.slow
 def test_a_real_20000_px_png_is_refused_before_decoding(tmp_path, tiny_style):
     big = tmp_path / "big.png"
     ok, buf = cv2.imencode(".png", np.zeros((20000, 20000, 3), np.uint8))
@@ -58,6 +60,7 @@ def test_a_real_20000_px_png_is_refused_before_decoding(tmp_path, tiny_style):
     ("arch_args", {"width": True}, "width=True"),
     ("arch_args", {"res_convs": 1000}, "res_convs=1000"),
 ])
+@pytest.mark.slow
 def test_odd_checkpoint_fields_are_one_line(tmp_path, field, value, says):
     path = save_style(tmp_path / "odd.pth", tinted_unet((1, 0, 0)), "unet",
                       style={"name": "odd"})
@@ -82,6 +85,7 @@ def test_a_directory_for_a_file_is_one_line(tmp_path, tiny_style, which):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.slow
 def test_a_2x2_video_stylises_with_the_flow_blend(tmp_path, tiny_style):
     src = make_video(tmp_path / "tiny.mp4", frames=6, width=2, height=2, fps=10, audio=False)
     r = run_cli("stylize", src, tmp_path / "out.mp4", "--style", tiny_style, "--blend", "flow")
@@ -109,6 +113,7 @@ def test_ctrl_c_while_importing_is_one_word(tmp_path):
     assert "interrupted" in err or proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_webrtc_source_off_loopback_prints_a_usable_token_url(tmp_path, tiny_style):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamnst", "live", "--source", "webrtc",
@@ -135,6 +140,7 @@ def test_webrtc_source_off_loopback_prints_a_usable_token_url(tmp_path, tiny_sty
         proc.communicate(timeout=30)
 
 
+@pytest.mark.slow
 def test_train_onto_a_full_disk_is_one_line(tmp_path):
     full = tmp_path / "full"
     full.mkdir()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from streamnst.media.imageio import read_image
 
@@ -23,6 +24,7 @@ def tool(*args) -> subprocess.CompletedProcess:
     return r
 
 
+@pytest.mark.slow
 def test_live_bench_compares_auto_and_fixed_scales(tiny_style):
     r = tool("live_bench.py", "demo", "--style", tiny_style, "--seconds", "2",
              "--scale", "auto", "--scale", "0.5", "--blend", "off", "--sink", "null")
@@ -39,6 +41,7 @@ def test_live_bench_compares_auto_and_fixed_scales(tiny_style):
     assert rows[0]["size"] == [640, 480] and rows[0]["max_side"] == 640
 
 
+@pytest.mark.slow
 def test_temporal_report_measures_each_style_and_blend(tiny_style):
     r = tool("temporal_report.py", "demo", "--style", tiny_style, "--blend", "off",
              "--blend", "flow", "--frames", "6")
@@ -49,6 +52,7 @@ def test_temporal_report_measures_each_style_and_blend(tiny_style):
     assert rows[1]["ewarp_stylized"] < rows[0]["ewarp_stylized"]  # the blend steadies
 
 
+@pytest.mark.slow
 def test_gallery_sheet_draws_painting_and_stylised_frames(tiny_style, tmp_path):
     out = tmp_path / "sheet.png"
     tool("gallery_sheet.py", "--style", tiny_style, "--clip", "demo:2",
@@ -67,6 +71,7 @@ def test_gallery_sheet_draws_painting_and_stylised_frames(tiny_style, tmp_path):
     assert tint[0] > tint[1]  # tinted_unet((1.5, -1.0, 0.5)): redder, less green
 
 
+@pytest.mark.slow
 def test_look_report_measures_styles_on_frames_and_draws_them(tiny_style, tmp_path):
     from conftest import random_bank
 
@@ -86,6 +91,7 @@ def test_look_report_measures_styles_on_frames_and_draws_them(tiny_style, tmp_pa
     assert sheet.shape == (4 * (48 + 4) + 4, 3 * (64 + 4) + 4, 3)  # painting + 2 frames
 
 
+@pytest.mark.slow
 def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
     from conftest import tinted_unet
 
@@ -115,6 +121,7 @@ def test_gallery_sheet_anchors_add_gatys_and_the_peer(tmp_path):
     assert np.abs(cell(1, 3) - cell(0, 1)).mean() > 10
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_every_part_and_says_when_there_is_no_gpu(tmp_path):
     """The GPU machine is rare, so the script's CPU dry run keeps every part of it working:
     the device tests, the bench table and a live run with its stage budget."""
@@ -135,6 +142,7 @@ def test_gpu_check_script_runs_every_part_and_says_when_there_is_no_gpu(tmp_path
     assert re.search(r"network +median +[0-9.]+ ms", r.stdout)
 
 
+@pytest.mark.slow
 def test_soak_one_minute_keeps_memory_threads_and_files_flat():
     """The CI version of the soak (docs/reliability.md has the 30-minute figures)."""
     r = tool("soak.py", "--minutes", "1", "--switch-every", "3", "--viewers", "2")
@@ -144,6 +152,7 @@ def test_soak_one_minute_keeps_memory_threads_and_files_flat():
     assert report["frame_failures"] == 0
 
 
+@pytest.mark.slow
 def test_still_flicker_sees_the_flow_blend_steady_the_still_parts():
     rows = {}
     for blend in ("off", "flow"):
@@ -155,6 +164,7 @@ def test_still_flicker_sees_the_flow_blend_steady_the_still_parts():
     assert 0 <= rows["flow"]["still_jumps"] <= rows["off"]["still_jumps"]
 
 
+@pytest.mark.slow
 def test_style_card_measures_a_style_against_its_gatys_anchor(tmp_path):
     args = ("style_card.py", "--style", "starry_night", "--clip", "demo", "--frames", "6",
             "--gatys-iterations", "3", "--anchors", tmp_path, "--json")
@@ -195,6 +205,7 @@ def test_every_gallery_line_is_a_valid_train_command(tmp_path):
         assert ctx.params["canvas"] == 4 and ctx.params["steps"] >= 200, name
 
 
+@pytest.mark.slow
 def test_face_report_measures_the_detector_the_bar_steadiness_and_cost(tiny_style, tmp_path):
     out = tmp_path / "faces.png"
     r = tool("face_report.py", "--styles", tiny_style, "--rate-clip", "demo",

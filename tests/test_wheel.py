@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,6 +27,7 @@ def _frames(path: Path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
+@pytest.mark.slow
 def test_a_target_install_stylises_the_demo_with_its_default_style(tmp_path):
     """`pip install --target DIR` (no venv, no prefix): the styles ship inside the package,
     so the default style is found wherever the package lands."""
@@ -46,6 +49,7 @@ def test_a_target_install_stylises_the_demo_with_its_default_style(tmp_path):
     assert "starry_night" in run.stderr and _frames(work / "out.mp4") == 3
 
 
+@pytest.mark.slow
 def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
     wheel = _wheel(tmp_path)
     venv = tmp_path / "venv"

@@ -19,7 +19,7 @@ import numpy as np
 from streamnst.core.errors import InputError
 from streamnst.core.frame import check_image
 from streamnst.core.stages import StageTimes
-from streamnst.engine.canvas import MovingCanvas, add_grain
+from streamnst.engine.canvas import MovingCanvas
 from streamnst.engine.flow import FlowEstimator, photometric_mask, warp_image
 from streamnst.media.imageio import resize_to
 
@@ -73,7 +73,6 @@ class Blender:
         self._prev_in: np.ndarray | None = None
         self._prev_small: np.ndarray | None = None  # _prev_in at flow size, from last flow
         self._prev_out: np.ndarray | None = None  # the last output, uint8
-        self._tracked: tuple[np.ndarray, Motion] | None = None  # this frame's motion
         self.last_motion: Motion | None = None  # the motion of the frame blended last
         self._canvas.reset()
         self.last_reliable: float = 0.0
@@ -84,7 +83,10 @@ class Blender:
             self._flow = FlowEstimator(settings.flow_max_side, preset="fast")
         self.settings = settings
 
-    def __call__(self, inp: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    def __call__(self, inp: np.ndarray, stylized: np.ndarray,
+                 motion: Motion | None = None) -> np.ndarray:
+        """The output for input `inp`, stylised as `stylized`; `motion`: this frame's
+        `track(inp)` where the caller has it (else it is tracked here)."""
         check_image(inp, "blend input")
         check_image(stylized, "stylised frame")
         if inp.shape != stylized.shape:
@@ -94,36 +96,29 @@ class Blender:
         flow_before = self._flow_ms
         new = stylized
         self._follow_resize(inp.shape[:2])
-        small = motion = None
+        if motion is None:
+            motion = self.track(inp)
         if s.mode == "off" or s.strength == 0 or not self._continues(inp):
             out = new
         elif s.mode == "ema":
             out = cv2.addWeighted(self._prev_out, s.strength, new, 1 - s.strength, 0.0)
         else:
-            motion = self.track(inp)
-            small = motion.small
-            out = new if motion.flow is None else self._flow_blend(new, motion)
+            out = new if motion is None or motion.flow is None else self._flow_blend(new, motion)
+        small = motion.small if motion is not None else None
         self._prev_in, self._prev_small, self._prev_out = inp, small, out
-        self._tracked, self.last_motion = None, motion
+        self.last_motion = motion
         # "blend" is everything here but the optical flow itself
         flow_here = self._flow_ms - flow_before
         self.stages.add("blend", (time.perf_counter() - t0) * 1000.0 - flow_here)
         return out
 
-    def canvas(self, inp: np.ndarray, amount: float) -> np.ndarray:
-        """`inp` with `amount` levels of canvas grain for the network (engine/canvas.py). In
-        flow mode the grain is carried along by the motion since the previous frame, so
-        the strokes painted from it move with the picture instead of staying on the screen;
-        otherwise it is the fixed screen grain."""
-        if amount <= 0.0:
-            return inp
+    def grain(self, inp: np.ndarray, motion: Motion | None) -> np.ndarray:
+        """The canvas grain for this frame (engine/canvas.py): in flow mode carried along
+        by this frame's `motion`, so the strokes painted from it move with the picture
+        instead of staying on the screen; otherwise the fixed screen grain."""
         self._follow_resize(inp.shape[:2])
-        motion = None
-        if self.settings.mode == "flow" and self._continues(inp):
-            motion = self.track(inp)
-        grain = self._canvas.follow(None if motion is None else motion.flow,
-                                    None if motion is None else motion.mask, inp.shape[:2])
-        return add_grain(inp, grain, amount)
+        return self._canvas.follow(None if motion is None else motion.flow,
+                                   None if motion is None else motion.mask, inp.shape[:2])
 
     def _follow_resize(self, size: tuple[int, int]) -> None:
         """Carry the past over a change of working size with the same picture (an adaptive
@@ -143,11 +138,13 @@ class Blender:
         """Whether `inp` follows the previous frame (the same size): the past applies."""
         return self._prev_in is not None and self._prev_in.shape == inp.shape
 
-    def track(self, inp: np.ndarray) -> Motion:
-        """The motion from `inp` back to the previous input, computed once per frame (the
-        canvas and the blend share it)."""
-        if self._tracked is not None and self._tracked[0] is inp:
-            return self._tracked[1]
+    def track(self, inp: np.ndarray) -> Motion | None:
+        """The motion from `inp` back to the previous input, or None where there is none to
+        follow (not the flow mode, or the first frame of a picture). Computed once per
+        frame by the caller and handed to `grain` and the blend."""
+        self._follow_resize(inp.shape[:2])
+        if self.settings.mode != "flow" or not self._continues(inp):
+            return None
         h, w = inp.shape[:2]
         small = self._small_size(h, w)
         cur_s, prev_s = resize_to(inp, small), self._prev_small
@@ -183,7 +180,6 @@ class Blender:
             flow[np.sum(flow * flow, axis=2) < STILL_PX ** 2] = 0.0
             mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
             motion = Motion(cur_s, flow, mask)
-        self._tracked = (inp, motion)
         return motion
 
     def _flow_blend(self, new: np.ndarray, motion: Motion) -> np.ndarray:

@@ -76,7 +76,8 @@ def export_onnx(ckpt: StyleCheckpoint, path: str | os.PathLike, opset: int = 17,
 
 
 class OnnxModel:
-    """Callable like a torch network (tensor in, tensor out), run by ONNX Runtime."""
+    """An exported style network in an ONNX Runtime session: tensor in, tensor out (the
+    input already padded to `stride` and `margin`)."""
 
     def __init__(self, model: bytes | str | os.PathLike, device: torch.device,
                  threads: int | None = None) -> None:
@@ -97,8 +98,9 @@ class OnnxModel:
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.STRIDE = int(meta.get("stride", 1))
-        self.MARGIN = int(meta.get("margin", 0))
+        # the exported network's padding needs (the caller pads: engine/runner.py)
+        self.stride = int(meta.get("stride", 1))
+        self.margin = int(meta.get("margin", 0))
         self.providers = self.session.get_providers()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

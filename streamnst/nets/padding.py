@@ -21,8 +21,11 @@ def padding_for(net: nn.Module, h: int, w: int) -> tuple[Pads, str]:
     """How far to pad an HxW input for `net` (to its stride, plus its reflected margin),
     and the mode: reflect, or replicate where the frame is too small to reflect."""
     inner = getattr(net, "module", net)  # a DistributedDataParallel wrapper's network
-    stride = getattr(inner, "STRIDE", 1)
-    margin = getattr(inner, "MARGIN", 0)
+    return pads_for(getattr(inner, "STRIDE", 1), getattr(inner, "MARGIN", 0), h, w)
+
+
+def pads_for(stride: int, margin: int, h: int, w: int) -> tuple[Pads, str]:
+    """`padding_for` a network of this stride and margin."""
     top, bottom = _pad_amounts(h, stride, margin)
     left, right = _pad_amounts(w, stride, margin)
     mode = "reflect" if max(top, bottom) < h and max(left, right) < w else "replicate"

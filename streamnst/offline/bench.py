@@ -79,18 +79,14 @@ def make_runner(net: nn.Module, backend: str, device: torch.device
 
 
 def _onnx_runner(net: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    from streamnst.engine.runner import ModelSettings, OnnxRunner
     from streamnst.nets.checkpoint_io import StyleCheckpoint
-    from streamnst.nets.onnx_io import OnnxModel, export_bytes
 
     ckpt = StyleCheckpoint(name="bench", path=None, arch="bench", arch_args={},
                            model=net.eval())
-    model = OnnxModel(export_bytes(ckpt), device, torch.get_num_threads())
-
-    @torch.inference_mode()
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return run_padded(model, x)
-
-    return run
+    runner = OnnxRunner(ckpt, ModelSettings(device=str(device),
+                                            threads=torch.get_num_threads()))
+    return torch.inference_mode()(runner.run_padded)
 
 
 def time_runners(runners: dict, x: torch.Tensor, repeat: int, warmup: int

@@ -53,6 +53,7 @@ def test_a_grey_input_gives_a_grey_picture_and_sizes_must_match(demo_frame):
         keep_colors(grey, painted[:10])
 
 
+@pytest.mark.slow
 def test_stylize_cli_keeps_colors(tmp_path, demo_frame):
     src, plain, kept = tmp_path / "in.png", tmp_path / "plain.png", tmp_path / "kept.png"
     write_image(src, demo_frame)

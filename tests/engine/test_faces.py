@@ -177,6 +177,7 @@ def test_a_style_may_store_its_own_amount_and_the_option_wins(close_up):
         StylizerSettings(keep_face=1.5)
 
 
+@pytest.mark.slow
 def test_stylize_cli_keeps_the_face(tmp_path, close_up):
     src, plain, kept = tmp_path / "in.png", tmp_path / "plain.png", tmp_path / "kept.png"
     write_image(src, close_up)

@@ -5,6 +5,7 @@ import torch
 from streamnst.core.errors import DeviceError, InputError
 from streamnst.core.frame import Frame
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import Blender
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 
 
@@ -35,7 +36,7 @@ def test_bf16_is_close_to_fp32(tiny_style):
     img = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     a = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="fp32")).stylize(img)
     s = Stylizer(tiny_style, StylizerSettings(device="cpu", dtype="bf16"))
-    assert s.native and next(s.model.parameters()).dtype == torch.bfloat16  # no autocast
+    assert s.runner.native and next(s.runner.model.parameters()).dtype == torch.bfloat16
     b = s.stylize(img)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
 
@@ -64,12 +65,13 @@ def test_max_side_caps_the_working_size(tiny_style):
 def test_blend_runs_at_the_working_size(tiny_style):
     seen = []
 
-    def blend(work_in, work_out):
-        seen.append((work_in.shape, work_out.shape))
-        return np.full_like(work_out, 200)
+    class Recording(Blender):
+        def __call__(self, work_in, work_out, motion=None):
+            seen.append((work_in.shape, work_out.shape))
+            return np.full_like(work_out, 200)
 
     s = Stylizer(tiny_style, StylizerSettings(device="cpu", max_side=40))
-    out = s.stylize(np.zeros((60, 80, 3), np.uint8), blend)
+    out = s.stylize(np.zeros((60, 80, 3), np.uint8), Recording())
     assert seen == [((30, 40, 3), (30, 40, 3))]
     assert out.shape == (60, 80, 3) and (out == 200).all()  # the blend's result, resized
 

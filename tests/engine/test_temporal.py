@@ -67,8 +67,8 @@ def test_a_still_cameras_flow_noise_moves_nothing():
     frames = [np.clip(scene(t) + rng.normal(0, 2, scene(t).shape), 0, 255).astype(np.uint8)
               for t in range(3)]
     for t, frame in enumerate(frames):
-        motion = b.track(frame) if t else None
-        b(frame, flicker(frame, t))
+        motion = b.track(frame)  # None for the first frame: nothing to follow yet
+        b(frame, flicker(frame, t), motion)
     raw = FlowEstimator(128)(frames[2], frames[1])[70:96]
     assert np.abs(raw).max() > 0.01  # the estimator does see noise there
     assert np.count_nonzero(motion.flow[70:96]) == 0

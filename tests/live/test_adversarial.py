@@ -20,6 +20,8 @@ from streamnst.live.sources import PatternSource
 from streamnst.live.webrtc import MAX_OFFER_BYTES, WebRTCServer
 from streamnst.nets.checkpoint_io import save_style
 
+pytestmark = pytest.mark.network
+
 JSON = {"Content-Type": "application/json"}
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parents[1]  # the browser scripts sit in tests/
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     not (shutil.which("chromium") and shutil.which("chromedriver")),
-    reason="needs Debian's chromium and chromium-driver (CI installs them)")
+    reason="needs Debian's chromium and chromium-driver (CI installs them)")]
 
 
 def _run_check(tmp_path, script="browser_check.py"):
@@ -30,6 +30,7 @@ def _close(a, b, tol=25):
     return a is not None and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow
 def test_chromium_receives_decodes_and_switches_style(tmp_path):
     report, shot = _run_check(tmp_path)
     assert report["connected"], report
@@ -62,6 +63,7 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
         assert attack["page"][name] == "blocked", attack
 
 
+@pytest.mark.slow
 def test_chromium_sends_its_camera_and_gets_it_back_painted(tmp_path):
     """--source webrtc with a real browser: Chromium's fake camera plays a solid-colour
     clip; the page only asks for it after the click; a second browser watches."""

@@ -10,6 +10,7 @@ import threading
 
 import cv2
 import numpy as np
+import pytest
 from conftest import tinted_unet
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
@@ -17,6 +18,8 @@ from streamnst.live.pipeline import Pipeline
 from streamnst.live.sources import ImageSource
 from streamnst.live.webrtc import WebRTCSink
 from streamnst.nets.checkpoint_io import save_style
+
+pytestmark = pytest.mark.network
 
 REQUESTS = 1200
 SDP_LINES = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",

@@ -11,6 +11,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from streamnst.live.http_guard import HostPolicy, split_host
 from streamnst.live.webrtc import MAX_SDP_CHARS, WebRTCServer
 
+pytestmark = pytest.mark.network
+
 
 @pytest.fixture
 def server():

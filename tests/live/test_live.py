@@ -75,6 +75,7 @@ def test_several_sinks_at_once(tmp_path, tiny_style):
     assert abs(info["frames"] / float(info["fps"]) - 40 / 25) < 0.6
 
 
+@pytest.mark.slow
 def test_slow_stylizer_drops_frames_and_latency_stays_bounded(tiny_style, tmp_path):
     # a genuinely slow network: a wide U-Net on a large frame, fed at 60 fps
     slow = save_style(tmp_path / "wide.pth", UNet(width=48, res_convs=10).eval(), "unet",
@@ -126,6 +127,7 @@ def _live_recording(tmp_path, style, *extra, settle=1.0):
     return proc, rec
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["running", "style switch"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phase, sig):
@@ -158,6 +160,7 @@ def test_cli_stops_cleanly_on_a_signal_in_every_phase(tmp_path, tiny_style, phas
     assert probe(rec)["frames"] == json.loads(out)["sinks"]["live.mp4"]["sent"] > 5
 
 
+@pytest.mark.slow
 def test_cli_signal_at_start_up_while_waiting_for_a_camera(tmp_path, tiny_style):
     """Start-up: `--source webrtc` waits for a browser's camera; SIGTERM ends it at once."""
 
@@ -173,6 +176,7 @@ def test_cli_signal_at_start_up_while_waiting_for_a_camera(tmp_path, tiny_style)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_cli_second_signal_during_shutdown_still_finishes_the_recording(tmp_path, tiny_style):
     proc, rec = _live_recording(tmp_path, tiny_style)
     t0 = time.monotonic()
@@ -280,6 +284,7 @@ def test_open_source_and_sink_specs(tmp_path):
         open_sink(str(tmp_path / "y.mp4"), OutputContext(overwrite=False))
 
 
+@pytest.mark.slow
 def test_cli_live_json_and_missing_vcam_driver(tmp_path, tiny_style):
     rec = tmp_path / "live.mp4"
     r = run_cli("live", "--source", "pattern:96x64@30", "--style", tiny_style, "-o", "vcam",
@@ -313,6 +318,7 @@ def test_cli_live_with_no_usable_output_exits_at_once(tiny_style):
     assert r.returncode == 2
 
 
+@pytest.mark.slow
 def test_cli_live_says_when_it_falls_back_to_the_demo_clip(tiny_style):
     """No webcam on this machine: one line of ours, none of OpenCV's probe noise."""
     r = run_cli("live", "--style", tiny_style, "-o", "null", "--duration", "1", timeout=120)
@@ -321,6 +327,7 @@ def test_cli_live_says_when_it_falls_back_to_the_demo_clip(tiny_style):
     assert "can't open camera" not in r.stderr and "VIDEOIO" not in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_stops_within_a_second(tmp_path, tiny_style):
     proc, rec = _live_recording(tmp_path, tiny_style, settle=1.5)
     t0 = time.monotonic()
@@ -353,6 +360,7 @@ def test_screen_source_on_xvfb(tiny_style):
 
 @pytest.mark.skipif(subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode,
                     reason="needs unshare -m (root) to mount a tiny tmpfs")
+@pytest.mark.slow
 def test_recording_disk_fills_up_clean_stop_and_a_playable_file(tmp_path, tiny_style):
     """ENOSPC for real: the recording goes to a tmpfs in a private mount namespace, which a
     filler file fills up once the recording holds a few fragments (a fixed small disk filled

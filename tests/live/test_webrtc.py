@@ -17,6 +17,8 @@ from streamnst.live.sources import ImageSource
 from streamnst.live.webrtc import WebRTCServer, WebRTCSink, is_loopback
 from streamnst.nets.checkpoint_io import save_style
 
+pytestmark = pytest.mark.network
+
 
 def _styles(home):
     paths = {}

@@ -16,6 +16,8 @@ from streamnst.live.webrtc import WebRTCServer, WebRTCSink
 from streamnst.live.webrtc_source import WebRTCSource
 from streamnst.nets.checkpoint_io import save_style
 
+pytestmark = pytest.mark.network
+
 BLUE, RED = (30, 160, 220), (220, 60, 40)
 
 
@@ -60,6 +62,7 @@ def _close(a, b, tol=25.0) -> bool:
     return bool(np.abs(np.asarray(a) - np.asarray(b)).max() <= tol)
 
 
+@pytest.mark.slow
 def test_a_sent_camera_comes_back_painted_and_one_sender_at_a_time(camera_server):
     url, server, expected = camera_server
     blue, red = expected(BLUE), expected(RED)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from cli_helpers import assert_clean_error, run_cli
 
+from streamnst.engine.runner import ModelSettings, OnnxRunner
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.nets import run_padded
 from streamnst.nets.checkpoint_io import load_style
@@ -47,14 +48,17 @@ def test_onnx_backend_matches_torch_backend(tiny_style):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
-def test_onnx_model_pads_like_torch(tmp_path, tiny_style):
+def test_the_onnx_runner_pads_like_torch(tmp_path, tiny_style):
     ckpt = load_style(tiny_style)
     model = OnnxModel(export_onnx(ckpt, tmp_path / "t.onnx"), torch.device("cpu"))
+    assert (model.stride, model.margin) == (ckpt.model.STRIDE, ckpt.model.MARGIN)  # recorded
+    runner = OnnxRunner(ckpt, ModelSettings(device="cpu"))
     x = torch.rand(1, 3, 21, 35)
-    torch.testing.assert_close(run_padded(model, x), run_padded(ckpt.model, x), atol=1e-4,
+    torch.testing.assert_close(runner.run_padded(x), run_padded(ckpt.model, x), atol=1e-4,
                                rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_export_cli(tmp_path, tiny_style):
     out = tmp_path / "x.onnx"
     r = run_cli("export", tiny_style, out)
@@ -65,6 +69,7 @@ def test_export_cli(tmp_path, tiny_style):
     assert_clean_error(run_cli("export", "missing_style", tmp_path / "y.onnx"), "unknown style")
 
 
+@pytest.mark.slow
 def test_stylize_cli_with_onnx_backend(tmp_path, tiny_style):
     import cv2
     src = tmp_path / "in.png"

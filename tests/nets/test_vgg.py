@@ -30,6 +30,7 @@ def _write_quantised(path, seed=0):
     return kernels
 
 
+@pytest.mark.slow
 def test_quantised_file_rebuilds_kernels_in_order(tmp_path):
     kernels = _write_quantised(tmp_path / "q.bin")
     vgg = load_vgg(tmp_path / "q.bin", layers=("relu1_1", "relu3_4", "relu5_1"))
@@ -73,6 +74,7 @@ def test_packaged_vgg19_answers_to_image_content():
     assert far > 2 * near, (float(near), float(far))
 
 
+@pytest.mark.slow
 def test_torchvision_files_are_read_whole_or_truncated(tmp_path):
     features = vgg16(weights=None).features
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()},
@@ -91,6 +93,7 @@ def test_torchvision_files_are_read_whole_or_truncated(tmp_path):
         load_vgg(tmp_path / "short.pth", layers=("relu3_1",))
 
 
+@pytest.mark.slow
 def test_missing_or_corrupt_weights_are_one_clear_line(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         load_vgg(tmp_path / "nope.pth")

@@ -1,8 +1,10 @@
 import json
 
+import pytest
 from cli_helpers import assert_clean_error, run_cli
 
 
+@pytest.mark.slow
 def test_bench_json_is_valid_and_complete():
     r = run_cli("bench", "--size", "40x24", "--repeat", "2", "--warmup", "0", "--json",
                 "--width", "4", "--width", "8")

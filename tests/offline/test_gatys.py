@@ -43,6 +43,7 @@ def test_iterations_lower_the_loss(optimizer):
     assert g.last_history[-1] < 0.9 * g.last_history[0]
 
 
+@pytest.mark.slow
 def test_default_optimizer_cuts_the_style_loss_tenfold_with_vgg19():
     """The issue's check: L-BFGS with the packaged VGG19 on a small real frame."""
     from streamnst.media.imageio import read_image
@@ -68,6 +69,7 @@ def test_early_stop_says_why():
     assert g.stop_reason.startswith("converged at iteration")
 
 
+@pytest.mark.slow
 def test_video_resume_skips_finished_frames(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=4, width=48, height=32, fps=8)
     out = tmp_path / "out.mp4"
@@ -101,6 +103,7 @@ def test_gif_in_gif_out(tmp_path):
         assert gif.n_frames == 3 and gif.size == (48, 32) and gif.info["loop"] == 0
 
 
+@pytest.mark.slow
 def test_temporal_loss_makes_frames_consistent(tmp_path):
     rng = np.random.default_rng(5)
     big = rng.integers(0, 255, (12, 24, 3), dtype=np.uint8)
@@ -133,6 +136,7 @@ def test_bad_settings():
         GatysSettings(style_layers=("relu9_9",))
 
 
+@pytest.mark.slow
 def test_cli_image_and_errors(tmp_path):
     import cv2
     feats = vgg16(weights=None).features

@@ -100,6 +100,7 @@ def test_flow_and_warp_against_sintel_ground_truth(level):
     assert after < 0.5 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_eval_cli_json_and_plot(tmp_path):
     src = make_video(tmp_path / "a.mp4", frames=10, audio=False)
     plot = tmp_path / "plot.png"

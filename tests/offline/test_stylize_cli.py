@@ -15,6 +15,7 @@ from streamnst.offline.stylize_file import render_file
 
 @pytest.mark.parametrize("suffix,video,audio", [(".mp4", "h264", "aac"),
                                                  (".webm", "vp9", "opus")])
+@pytest.mark.slow
 def test_video_keeps_frames_fps_and_audio(tmp_path, tiny_style, suffix, video, audio):
     src = make_video(tmp_path / "in.mp4", frames=20, width=66, height=50, fps=15)
     dst = tmp_path / f"out{suffix}"
@@ -32,6 +33,7 @@ def test_video_keeps_frames_fps_and_audio(tmp_path, tiny_style, suffix, video, a
     assert diff > 5
 
 
+@pytest.mark.slow
 def test_gif_output_loops_keeps_size_timing_and_the_stylised_look(tmp_path, tiny_style):
     from PIL import Image, ImageSequence
 
@@ -56,6 +58,7 @@ def test_gif_output_loops_keeps_size_timing_and_the_stylised_look(tmp_path, tiny
     assert np.abs(frames[5][0] - probe(src)["images"][5].astype(int)).mean() > 5
 
 
+@pytest.mark.slow
 def test_mkv_with_pcm_audio_is_transcoded(tmp_path, tiny_style):
     import av
     src = tmp_path / "in.mkv"
@@ -88,6 +91,7 @@ def test_mkv_with_pcm_audio_is_transcoded(tmp_path, tiny_style):
     assert info["frames"] == 10 and info["audio_codec"] == "aac"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gray", "alpha", "rgb_webp"])
 def test_images_gray_alpha_webp(tmp_path, tiny_style, kind):
     if kind == "gray":
@@ -108,6 +112,7 @@ def test_images_gray_alpha_webp(tmp_path, tiny_style, kind):
     assert read_image(dst).shape == (30, 40, 3)
 
 
+@pytest.mark.slow
 def test_existing_output_is_not_clobbered(tmp_path, tiny_style):
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), np.zeros((16, 16, 3), np.uint8))
@@ -120,6 +125,7 @@ def test_existing_output_is_not_clobbered(tmp_path, tiny_style):
     assert r.returncode == 0 and read_image(dst).shape == (16, 16, 3)
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_one_line_errors(tmp_path, tiny_style):
     img = tmp_path / "in.png"
     cv2.imwrite(str(img), np.zeros((16, 16, 3), np.uint8))
@@ -171,6 +177,7 @@ def test_error_mid_video_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == [src]
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_video_leaves_a_playable_file(tmp_path, tiny_style):
     src = make_video(tmp_path / "in.mp4", frames=900, width=320, height=240, fps=30)
     dst = tmp_path / "out.mp4"

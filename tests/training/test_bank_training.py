@@ -65,6 +65,7 @@ def test_joint_run_lowers_both_style_losses(two_paintings):
     assert any((m0[k] - m1[k]).abs().max() > 1e-3 for k in m0)
 
 
+@pytest.mark.slow
 def test_bank_run_writes_a_bank_and_continues_from_it(two_paintings):
     styles = read_style_list(two_paintings / "bank.txt")
     t = BankTrainer(_config(two_paintings), styles, vgg=random_vgg())
@@ -92,6 +93,7 @@ def test_style_list_errors_are_clear(tmp_path):
         read_style_list(tmp_path / "missing.txt")
 
 
+@pytest.mark.slow
 def test_train_bank_cli_wants_a_bank_suffix(two_paintings):
     r = run_cli("train-bank", str(two_paintings / "bank.txt"), "--data",
                 str(two_paintings / "photos"), "--out", str(two_paintings / "x.pth"))

@@ -84,6 +84,7 @@ def test_checkpoint_loads_and_has_training_metadata(photos):
     assert load_style(cfg.run_path / "styles" / "step_000003.pth").training["step"] == 3
 
 
+@pytest.mark.slow
 def test_resume_reproduces_an_uninterrupted_run(photos):
     straight = Trainer(_config(photos, run_dir=str(photos / "a")), vgg=random_vgg())
     straight.run()
@@ -98,6 +99,7 @@ def test_resume_reproduces_an_uninterrupted_run(photos):
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_architecture(photos):
     Trainer(_config(photos, steps=3), vgg=random_vgg()).run()
     from streamnst.core.errors import CheckpointError
@@ -105,6 +107,7 @@ def test_resume_refuses_changed_architecture(photos):
         Trainer(_config(photos, width=8), vgg=random_vgg()).run(resume=True)
 
 
+@pytest.mark.slow
 def test_resume_with_more_steps_extends_a_finished_run(photos):
     Trainer(_config(photos, steps=3), vgg=random_vgg()).run()
     longer = Trainer(_config(photos, steps=5), vgg=random_vgg())
@@ -113,6 +116,7 @@ def test_resume_with_more_steps_extends_a_finished_run(photos):
     assert load_style(longer.config.out).training["steps"] == 5
 
 
+@pytest.mark.slow
 def test_runs_saved_before_fine_blocks_resume_as_fine_blocks_0(photos):
     first = Trainer(_config(photos, steps=3), vgg=random_vgg())
     first.run()
@@ -136,6 +140,7 @@ def _grads(trainer: Trainer, seed: int = 5) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in trainer.net.parameters()])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("term", ["noise_weight", "motion_weight"])
 def test_stabilisation_terms_change_the_gradients(photos, term):
     off = dict(noise_weight=0.0, motion_weight=0.0)
@@ -158,6 +163,7 @@ def test_stabilisation_terms_change_the_gradients(photos, term):
     assert diff > 1e-6
 
 
+@pytest.mark.slow
 def test_the_canvas_grain_reaches_the_network_in_training(photos):
     a = Trainer(_config(photos, canvas=0.0), vgg=random_vgg())
     b = Trainer(_config(photos, canvas=8.0), vgg=random_vgg())
@@ -169,6 +175,7 @@ def test_the_canvas_grain_reaches_the_network_in_training(photos):
         _config(photos, canvas=50.0)
 
 
+@pytest.mark.slow
 def test_an_older_log_is_relaid_under_todays_header_on_resume(photos):
     cfg = _config(photos, steps=3)
     Trainer(cfg, vgg=random_vgg()).run()
@@ -199,6 +206,7 @@ def test_stabilisation_ramps_in_from_stab_start(photos):
     assert float(during["noise"]) > 0 and float(during["motion"]) > 0
 
 
+@pytest.mark.slow
 def test_warm_start_begins_from_a_style_and_checks_its_network(photos):
     first = Trainer(_config(photos, steps=2), vgg=random_vgg())
     first.run()
@@ -240,6 +248,7 @@ def test_unknown_network_settings_are_one_line_errors(photos):
             _config(photos, **bad)
 
 
+@pytest.mark.slow
 def test_real_vgg19_training_lowers_the_style_loss(photos):
     """Steps with the packaged VGG19 (default layers) cut the style loss on a fixed batch."""
     from streamnst.nets.vgg import load_vgg
@@ -281,6 +290,7 @@ def _train_cmd(photos, vgg_file, *extra):
             "--content-layer", "relu2_2", *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_ctrl_c_saves_and_resume_finishes(photos, random_vgg_file, sig):
     cmd = _train_cmd(photos, random_vgg_file, "--steps", "100000", "--checkpoint-every", "1000")
@@ -303,6 +313,7 @@ def test_cli_ctrl_c_saves_and_resume_finishes(photos, random_vgg_file, sig):
     assert load_style(photos / "cli.pth").training["step"] == state["step"] + 2
 
 
+@pytest.mark.slow
 def test_state_survives_kill_9(photos, random_vgg_file):
     """A kill at any moment leaves a loadable state (write, then rename)."""
     cmd = _train_cmd(photos, random_vgg_file, "--steps", "100000", "--checkpoint-every", "1",
@@ -330,6 +341,7 @@ def test_state_survives_kill_9(photos, random_vgg_file):
     assert not leftovers
 
 
+@pytest.mark.slow
 def test_cli_errors(photos, random_vgg_file, tmp_path):
     r = run_cli("train", photos / "style.png", "--data", tmp_path / "none", "--out",
                 tmp_path / "x.pth", "--vgg", random_vgg_file)
@@ -345,6 +357,7 @@ def test_cli_errors(photos, random_vgg_file, tmp_path):
     assert_clean_error(r, "no training state to resume")
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_averages_gradients_over_processes(photos, random_vgg_file):
     """Two gloo processes with batch B take the same step as one process with batch 2B."""
     common = ["--steps", "1", "--checkpoint-every", "1", "--num-samples", "0", "--norm", "none",
@@ -376,6 +389,7 @@ def test_torchrun_ddp_averages_gradients_over_processes(photos, random_vgg_file)
     assert near < 0.2 * far, (near, far)
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_losses_and_sample_grids(photos):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -389,6 +403,7 @@ def test_tensorboard_logs_losses_and_sample_grids(photos):
     assert [g.step for g in grids] == [3, 6] and grids[0].width > grids[0].height
 
 
+@pytest.mark.slow
 def test_styles_shows_a_recipe_that_retrains_the_same_network(photos, random_vgg_file):
     r = run_cli(*_train_cmd(photos, random_vgg_file, "--steps", "2")[3:])
     assert r.returncode == 0, r.stderr
