@@ -15,8 +15,11 @@ from streamnst.cli.app import blend_options, cli, console, stylizer_options
                    "camera'; it gets the painted stream back) (default: webcam if one "
                    "answers, else demo).")
 @click.option("--output", "-o", "outputs", multiple=True, metavar="SPEC",
-              help="vcam[:DEVICE][@BACKEND], window, webrtc, null or a .mp4 path; repeatable "
+              help="vcam[:DEVICE][@BACKEND], window, webrtc, rtmp://HOST/APP/KEY (a media "
+                   "server or YouTube/Twitch ingest), null or a .mp4 path; repeatable "
                    "(default: vcam).")
+@click.option("--bitrate", "bitrate_kbps", default=2500, show_default=True,
+              type=click.IntRange(100, 50000), help="Video bitrate of rtmp:// outputs, kbit/s.")
 @stylizer_options
 @blend_options
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
@@ -73,6 +76,7 @@ def _config(o: dict):
                       fps_target=o["fps_target"], stylizer=stylizer,
                       blend=BlendSettings(mode=o["blend"], strength=o["strength"]),
                       max_frames=o["max_frames"], duration=o["duration"],
-                      overwrite=o["overwrite"], server=ServerOptions(
+                      overwrite=o["overwrite"], bitrate_kbps=o["bitrate_kbps"],
+                      server=ServerOptions(
                           o["host"], o["port"], o["max_viewers"], tuple(o["allow_hosts"])),
                       **fixed)

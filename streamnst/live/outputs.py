@@ -28,6 +28,7 @@ class ServerOptions:
 class OutputContext:
     server: ServerOptions = field(default_factory=ServerOptions)
     overwrite: bool = False
+    bitrate_kbps: int = 2500  # a broadcast output's video bitrate
     #: told the server's full URL (token included) as soon as it listens
     on_listening: Callable[[str], None] | None = None
     pipeline: Pipeline | None = None

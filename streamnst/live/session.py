@@ -40,6 +40,7 @@ class LiveConfig:
     duration: float | None = None
     overwrite: bool = False  # may a recording replace an existing file
     server: ServerOptions = field(default_factory=ServerOptions)
+    bitrate_kbps: int = 2500  # an rtmp:// output's video bitrate
 
     @property
     def auto_scale(self) -> bool:
@@ -70,7 +71,8 @@ def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipe
         if spec == "demo":
             hooks.notice("no webcam found; playing the bundled demo clip (choose with "
                          "--source webcam:N, screen or a video file)")
-    context = OutputContext(config.server, config.overwrite, hooks.listening)
+    context = OutputContext(config.server, config.overwrite, config.bitrate_kbps,
+                            hooks.listening)
     source = open_source(spec, context)
     outputs = list(config.outputs) or ["vcam"]
     outputs += [o for o in context.required_outputs if o not in outputs]

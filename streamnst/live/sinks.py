@@ -285,6 +285,16 @@ register_sink("window", lambda args, context: WindowSink(overlay=context.status_
 register_sink("webrtc", _webrtc)
 
 
+def _rtmp(url: str, context: OutputContext) -> Sink:
+    from streamnst.live.broadcast import RtmpSink
+
+    return RtmpSink(url, context.bitrate_kbps)
+
+
+register_sink("rtmp", lambda args, context: _rtmp(f"rtmp:{args}", context))
+register_sink("rtmps", lambda args, context: _rtmp(f"rtmps:{args}", context))
+
+
 def open_sink(spec: str, context: OutputContext | None = None) -> Sink:
     """A Sink for an --output spec: a registered scheme or a .mp4 path."""
     context = context or OutputContext(overwrite=True)

@@ -1,0 +1,186 @@
+"""`--output rtmp://...` against a real media server: nginx with Debian's RTMP module,
+started by the tests in a temporary folder on a loopback port. The stream is pulled back
+by a separate FFmpeg client (PyAV) and checked frame by frame; the server is killed and
+restarted mid-stream."""
+
+import logging
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from cli_helpers import assert_clean_error, free_port, run_cli
+
+from streamnst.engine.stylizer import Stylizer, StylizerSettings
+from streamnst.engine.temporal import BlendSettings
+from streamnst.live.broadcast import RtmpSink, mask_key
+from streamnst.live.session import LiveConfig, build_session
+from streamnst.media.imageio import read_image, write_image
+
+MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+pytestmark = [pytest.mark.network, pytest.mark.skipif(
+    not (shutil.which("nginx") and MODULE.is_file()),
+    reason="needs nginx-light and libnginx-mod-rtmp (CI installs them)")]
+KEY = "s3cret-key"
+FAST = StylizerSettings(device="cpu", dtype="fp32")
+CONFIG = """daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+load_module {module};
+events {{ worker_connections 64; }}
+rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
+    application live {{ live on; record off; }}
+    application closed {{ live on; deny publish all; }} }} }}
+"""
+
+
+class Nginx:
+    def __init__(self, folder: Path) -> None:
+        self.dir, self.port = folder, free_port()
+        (folder / "nginx.conf").write_text(CONFIG.format(dir=folder, module=MODULE,
+                                                          port=self.port))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["nginx", "-e", str(self.dir / "error.log"), "-p",
+                                      str(self.dir), "-c", str(self.dir / "nginx.conf")])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                import socket
+
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{KEY}"
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    server = Nginx(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def pull(url: str, frames: int, timeout: float = 30.0) -> list[np.ndarray]:
+    """`frames` decoded frames of the live stream at `url`, read by a separate client."""
+    got: list[np.ndarray] = []
+
+    def read() -> None:
+        with av.open(f"{url} live=1", timeout=timeout) as c:
+            for frame in c.decode(video=0):
+                got.append(frame.to_ndarray(format="rgb24"))
+                if len(got) >= frames:
+                    return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return got
+
+
+@pytest.fixture
+def still(tmp_path, demo_still) -> Path:
+    write_image(tmp_path / "still.png", demo_still)
+    return tmp_path / "still.png"
+
+
+@pytest.fixture(scope="module")
+def demo_still() -> np.ndarray:
+    from streamnst.media.demo import resolve_media
+    from streamnst.offline.metrics import read_frames
+
+    return list(read_frames(resolve_media("demo"), 31))[30][::2, ::2].copy()  # 320x240
+
+
+def _session(url: str, still: Path, style: Path):
+    config = LiveConfig(str(still), (url, "null"), str(style), scale=1.0, stylizer=FAST,
+                        blend=BlendSettings(mode="off"))
+    return build_session(config)
+
+
+def test_the_published_stream_is_pulled_back_painted(nginx, still, tiny_style):
+    pipe = _session(nginx.url(), still, tiny_style)
+    pipe.start()
+    try:
+        frames = pull(nginx.url(), 20)
+    finally:
+        summary = pipe.stop()
+    assert len(frames) == 20 and frames[0].shape == (240, 320, 3)
+    painted = Stylizer(tiny_style, FAST).stylize(read_image(still)).astype(float)
+    original = read_image(still).astype(float)
+    last = frames[-1].astype(float)
+    assert np.abs(last - painted).mean() < 6  # the network's picture, through H.264
+    assert np.abs(last - original).mean() > 3 * np.abs(last - painted).mean()
+    rtmp = next(name for name in summary.sinks if name.startswith("rtmp"))
+    assert KEY not in rtmp and "****" in rtmp and summary.sinks[rtmp]["sent"] > 20
+
+
+def test_a_server_restart_is_ridden_over_and_the_other_outputs_lose_nothing(
+        nginx, still, tiny_style, caplog):
+    pipe = _session(nginx.url(), still, tiny_style)
+    with caplog.at_level(logging.WARNING):
+        pipe.start()
+        try:
+            assert len(pull(nginx.url(), 5)) == 5
+            rtmp, null = pipe.sinks
+            nginx.kill()
+            sent = null.sent
+            deadline = time.monotonic() + 10
+            while rtmp.outages == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert rtmp.outages == 1
+            time.sleep(1.5)  # the server stays down a while; the filter goes on
+            assert null.sent > sent + 15 and pipe.stats.frames_out > 0
+            nginx.start()
+            deadline = time.monotonic() + 20
+            while rtmp.reconnects == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert rtmp.reconnects == 1
+            assert len(pull(nginx.url(), 5)) == 5  # viewers get the stream again
+        finally:
+            summary = pipe.stop()
+    lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
+    assert len(lost) == 1  # one line for the outage, not one per frame or per retry
+    assert KEY not in caplog.text and summary.frame_failures == 0
+    assert summary.sinks["null"]["dropped"] <= 2
+
+
+def test_a_refused_publish_is_a_one_line_error(nginx):
+    r = run_cli("live", "--source", "pattern:64x48@15", "--output",
+                f"rtmp://127.0.0.1:{nginx.port}/closed/{KEY}", "--duration", "2")
+    assert_clean_error(r, "cannot publish", "/closed/****")
+    assert KEY not in r.stderr + r.stdout
+
+
+def test_no_server_and_a_bad_url_are_one_line_errors_with_the_key_masked(tmp_path):
+    port = free_port()  # nothing listens there
+    r = run_cli("live", "--source", "pattern:64x48@15", "--output",
+                f"rtmp://127.0.0.1:{port}/live/{KEY}", "--duration", "2")
+    assert_clean_error(r, "cannot publish", f"rtmp://127.0.0.1:{port}/live/****")
+    assert KEY not in r.stderr + r.stdout
+    r = run_cli("live", "--source", "pattern:64x48@15", "--output", "rtmp://example.org",
+                "--duration", "2")
+    assert_clean_error(r, "rtmp://HOST[:PORT]/APP/STREAM_KEY")
+
+
+def test_the_key_is_masked_in_every_name():
+    assert mask_key("rtmp://a.example:1935/live2/abc?x=1") == "rtmp://a.example:1935/live2/****"
+    assert mask_key("rtmps://b.example/app/") == "rtmps://b.example/app/"
+    sink = RtmpSink(f"rtmps://live.example.com/app/{KEY}")
+    assert KEY not in sink.name
