@@ -4,13 +4,12 @@ by a separate FFmpeg client (PyAV) and checked frame by frame; the server is kil
 restarted mid-stream."""
 
 import logging
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import av
+import nginx_rtmp
 import numpy as np
 import pytest
 from cli_helpers import assert_clean_error, free_port, run_cli
@@ -21,57 +20,16 @@ from streamnst.live.broadcast import RtmpSink, mask_key
 from streamnst.live.session import LiveConfig, build_session
 from streamnst.media.imageio import read_image, write_image
 
-MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 pytestmark = [pytest.mark.network, pytest.mark.skipif(
-    not (shutil.which("nginx") and MODULE.is_file()),
-    reason="needs nginx-light and libnginx-mod-rtmp (CI installs them)")]
+    not nginx_rtmp.available(), reason="needs nginx-light and libnginx-mod-rtmp (CI installs "
+                                       "them)")]
 KEY = "s3cret-key"
 FAST = StylizerSettings(device="cpu", dtype="fp32")
-CONFIG = """daemon off;
-master_process off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log info;
-load_module {module};
-events {{ worker_connections 64; }}
-rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
-    application live {{ live on; record off; }}
-    application closed {{ live on; deny publish all; }} }} }}
-"""
-
-
-class Nginx:
-    def __init__(self, folder: Path) -> None:
-        self.dir, self.port = folder, free_port()
-        (folder / "nginx.conf").write_text(CONFIG.format(dir=folder, module=MODULE,
-                                                          port=self.port))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["nginx", "-e", str(self.dir / "error.log"), "-p",
-                                      str(self.dir), "-c", str(self.dir / "nginx.conf")])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                import socket
-
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def url(self) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/live/{KEY}"
 
 
 @pytest.fixture
 def nginx(tmp_path):
-    server = Nginx(tmp_path)
+    server = nginx_rtmp.Nginx(tmp_path)
     server.start()
     yield server
     server.kill()
@@ -115,10 +73,10 @@ def _session(url: str, still: Path, style: Path):
 
 
 def test_the_published_stream_is_pulled_back_painted(nginx, still, tiny_style):
-    pipe = _session(nginx.url(), still, tiny_style)
+    pipe = _session(nginx.url(KEY), still, tiny_style)
     pipe.start()
     try:
-        frames = pull(nginx.url(), 20)
+        frames = pull(nginx.url(KEY), 20)
     finally:
         summary = pipe.stop()
     assert len(frames) == 20 and frames[0].shape == (240, 320, 3)
@@ -133,11 +91,11 @@ def test_the_published_stream_is_pulled_back_painted(nginx, still, tiny_style):
 
 def test_a_server_restart_is_ridden_over_and_the_other_outputs_lose_nothing(
         nginx, still, tiny_style, caplog):
-    pipe = _session(nginx.url(), still, tiny_style)
+    pipe = _session(nginx.url(KEY), still, tiny_style)
     with caplog.at_level(logging.WARNING):
         pipe.start()
         try:
-            assert len(pull(nginx.url(), 5)) == 5
+            assert len(pull(nginx.url(KEY), 5)) == 5
             rtmp, null = pipe.sinks
             nginx.kill()
             sent = null.sent
@@ -152,7 +110,7 @@ def test_a_server_restart_is_ridden_over_and_the_other_outputs_lose_nothing(
             while rtmp.reconnects == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert rtmp.reconnects == 1
-            assert len(pull(nginx.url(), 5)) == 5  # viewers get the stream again
+            assert len(pull(nginx.url(KEY), 5)) == 5  # viewers get the stream again
         finally:
             summary = pipe.stop()
     lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
@@ -163,7 +121,7 @@ def test_a_server_restart_is_ridden_over_and_the_other_outputs_lose_nothing(
 
 def test_a_refused_publish_is_a_one_line_error(nginx):
     r = run_cli("live", "--source", "pattern:64x48@15", "--output",
-                f"rtmp://127.0.0.1:{nginx.port}/closed/{KEY}", "--duration", "2")
+                nginx.url(KEY, "closed"), "--duration", "2")
     assert_clean_error(r, "cannot publish", "/closed/****")
     assert KEY not in r.stderr + r.stdout
 

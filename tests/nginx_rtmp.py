@@ -1,0 +1,57 @@
+"""A real media server for the broadcast tests and tools/broadcast_bench.py: nginx with
+Debian's RTMP module, in a folder of its own, on a free loopback port, in the foreground
+(`daemon off`, `master_process off`), killed and restarted at will."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from cli_helpers import free_port
+
+MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+CONFIG = """daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+load_module {module};
+events {{ worker_connections 256; }}
+rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
+    application live {{ live on; record off; }}
+    application closed {{ live on; deny publish all; }} }} }}
+"""
+
+
+def available() -> bool:
+    return bool(shutil.which("nginx")) and MODULE.is_file()
+
+
+class Nginx:
+    def __init__(self, folder: Path) -> None:
+        self.dir, self.port = folder, free_port()
+        (folder / "nginx.conf").write_text(CONFIG.format(dir=folder, module=MODULE,
+                                                          port=self.port))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["nginx", "-e", str(self.dir / "error.log"), "-p",
+                                      str(self.dir), "-c", str(self.dir / "nginx.conf")])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def url(self, key: str, app: str = "live") -> str:
+        return f"rtmp://127.0.0.1:{self.port}/{app}/{key}"
