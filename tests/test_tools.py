@@ -218,3 +218,18 @@ def test_face_report_measures_the_detector_the_bar_steadiness_and_cost(tiny_styl
     assert re.search(r"warping-error ratio [0-9.]+ without, [0-9.]+ with", r.stdout)
     assert re.search(r"the detector thread [0-9.]+ ms a frame \([1-9]\d* runs\)", r.stdout)
     assert read_image(out).shape[1] == 5 * (320 + 4) + 4  # input, default, 0.6, 1, colours
+
+
+@pytest.mark.slow
+def test_broadcast_bench_compares_rtmp_pullers_with_own_viewers_and_times_both():
+    import nginx_rtmp
+
+    if not nginx_rtmp.available():
+        pytest.skip("needs nginx-light and libnginx-mod-rtmp (CI installs them)")
+    r = tool("broadcast_bench.py", "--seconds", "4", "--pullers", "2", "--viewers", "1")
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert rows[0]["rtmp"]["pullers_alive"] == 2 and rows[0]["rtmp"]["fps"] > 0
+    assert rows[0]["webrtc"]["fps"] > 0
+    latency = rows[1]["latency_ms_median"]
+    assert 0 < latency["camera_to_rtmp_puller"] < 2000, rows
+    assert 0 < latency["camera_to_own_viewer"] < 2000, rows

@@ -3,7 +3,7 @@ with one RTMP publish to nginx and N FFmpeg clients pulling from it, against M a
 viewers of our own WebRTC server; and the added latency, camera to puller and camera to
 our own viewer.
 
-    python tools/broadcast_bench.py [--pullers 16] [--viewers 4] [--seconds 20]
+    python tools/broadcast_bench.py [--pullers 16] [--viewers 4] [--seconds 20] [--scale 1]
 
 Needs nginx-light and libnginx-mod-rtmp. The pullers copy the stream without decoding
 (`ffmpeg -c copy -f null`): a real viewer decodes on its own machine; the aiortc viewers
@@ -77,12 +77,21 @@ register_source("flash", _flash)  # the registry is open: a source of the tool's
 
 
 def latencies(arrivals: list[tuple[float, float]], flips: list[float]) -> list[float]:
-    """For each flip after the first: the first arrival whose brightness crossed half way."""
+    """For each flip after the first: the first arrival whose brightness crossed half way
+    between the darkest and brightest frames seen (the style paints black and white as
+    its own dark and light)."""
+    if not arrivals:
+        return []
+    values = [luma for _, luma in arrivals]
+    middle = (min(values) + max(values)) / 2
     out = []
     for i, flip in enumerate(flips[1:], start=1):
         bright = i % 2 == 1
+        before = [luma for t, luma in arrivals if t <= flip]
+        if not before or (before[-1] > middle) == bright:
+            continue  # the client had not shown the previous state yet: no crossing to time
         for t, luma in arrivals:
-            if t > flip and (luma > 128) == bright:
+            if t > flip and (luma > middle) == bright:
                 out.append((t - flip) * 1000)
                 break
     return out
@@ -92,7 +101,8 @@ def rtmp_run(args, folder: Path, source: str, blend: str) -> tuple[dict, list[fl
     server = nginx_rtmp.Nginx(folder)
     server.start()
     url = server.url("bench")
-    pipe = build_session(LiveConfig(source, (url, "null"), blend=BlendSettings(mode=blend)))
+    pipe = build_session(LiveConfig(source, (url, "null"), scale=args.scale,
+                                    blend=BlendSettings(mode=blend)))
     pipe.start()
     pullers = [subprocess.Popen(["ffmpeg", "-loglevel", "quiet", "-i", f"{url} live=1", "-c",
                                  "copy", "-f", "null", "-"]) for _ in range(args.pullers)]
@@ -122,7 +132,8 @@ def rtmp_run(args, folder: Path, source: str, blend: str) -> tuple[dict, list[fl
 
 def webrtc_run(args, source: str, blend: str) -> tuple[dict, list[float]]:
     urls: list[str] = []
-    config = LiveConfig(source, ("webrtc", "null"), blend=BlendSettings(mode=blend),
+    config = LiveConfig(source, ("webrtc", "null"), scale=args.scale,
+                        blend=BlendSettings(mode=blend),
                         server=ServerOptions(port=0, max_viewers=max(4, args.viewers)))
     pipe = build_session(config, SessionHooks(listening=urls.append))
     pipe.start()
@@ -156,6 +167,8 @@ def main() -> None:
     parser.add_argument("--pullers", type=int, default=16)
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--scale", type=float, default=None,
+                        help="a fixed working scale (default: live's, adapting)")
     args = parser.parse_args()
     if not nginx_rtmp.available():
         sys.exit("needs nginx-light and libnginx-mod-rtmp")
@@ -164,7 +177,8 @@ def main() -> None:
         own, _ = webrtc_run(args, "demo", "flow")
         print(json.dumps({"rtmp": {**rtmp, "pullers": args.pullers},
                           "webrtc": {**own, "viewers": args.viewers}}), flush=True)
-        quiet = argparse.Namespace(pullers=0, viewers=1, seconds=args.seconds)
+        quiet = argparse.Namespace(pullers=0, viewers=1, seconds=args.seconds,
+                                   scale=args.scale)
         _, rtmp_lat = rtmp_run(quiet, Path(tmp), "flash", "off")
         _, own_lat = webrtc_run(quiet, "flash", "off")
     print(json.dumps({"latency_ms_median": {
