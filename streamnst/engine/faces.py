@@ -39,6 +39,7 @@ FADE_IN = 1 / 5  # presence gained per frame while a face is found: 5 frames to 
 FADE_OUT = 1 / 12  # presence lost per frame once it is not
 PULL_CENTRE, PULL_SIZE = 0.5, 0.3  # how far one detection moves a face's box, and size
 MAX_FACES = 4
+STALE_S = 1.0  # a gap this long between frames (keep-face was off): the faces are stale
 # the mask's ellipse, in face sizes: a dlib box runs brow to chin, so reach up for the
 # forehead; it is fully kept inside INNER and falls off smoothly to nothing at OUTER
 ELLIPSE_UP, ELLIPSE_W, ELLIPSE_H = 0.1, 0.48, 0.62
@@ -84,6 +85,7 @@ class FaceKeeper:
         self.detections = 0  # detector runs so far, and their time (for tests and stats)
         self.detect_ms = 0.0
         self.last_mask: np.ndarray | None = None
+        self._last_call = 0.0
 
     def reset(self) -> None:
         with self._lock:
@@ -105,9 +107,14 @@ class FaceKeeper:
         `size`, if it has one."""
         h, w = image.shape[:2]
         size = size or (h, w)
-        if (h, w) != self._size:
+        now = time.monotonic()
+        # a new picture size, or live with the option off a while (faces have moved since):
+        # start over (offline, a slow frame is no gap in the picture)
+        stale = self.background and now - self._last_call > STALE_S
+        if (h, w) != self._size or stale:
             self.reset()
             self._size = (h, w)
+        self._last_call = now
         scale = size[1] / w  # image -> working pixels
         if motion is not None and motion.flow is not None and motion.flow.shape[:2] == size:
             self._follow(motion.flow, scale)
