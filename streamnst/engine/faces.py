@@ -93,11 +93,6 @@ class FaceKeeper:
         self._tracks.clear()
         self._frame = 0
 
-    @property
-    def faces(self) -> list[Face]:
-        """The faces followed now (those present at all)."""
-        return [t.face for t in self._tracks.values() if t.presence > 0]
-
     def mask(self, image: np.ndarray, size: tuple[int, int] | None = None,
              motion: Motion | None = None) -> np.ndarray | None:
         """The HxW float32 mask (0..1) of this frame at `size` (the working size; default
