@@ -9,13 +9,12 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from streamnst.core.devices import autocast, parse_dtype, pick_device
 from streamnst.core.errors import InputError
 from streamnst.nets import UNet
 from streamnst.nets.checkpoint_io import StyleCheckpoint
-from streamnst.nets.padding import Pads, pads_for
+from streamnst.nets.padding import Pads, pads_for, run_with_pads
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
@@ -62,11 +61,7 @@ class Runner:
 
     def run_padded(self, x: torch.Tensor) -> torch.Tensor:
         """The network on x of any size: padded here (in torch) and cropped back."""
-        h, w = x.shape[-2:]
-        (top, bottom, left, right), mode = self.padding(h, w)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), mode=mode)
-        return self(x)[..., top:top + h, left:left + w]
+        return run_with_pads(self, x, self.padding(*x.shape[-2:]))
 
 
 class TorchRunner(Runner):

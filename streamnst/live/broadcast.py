@@ -24,6 +24,7 @@ import numpy as np
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.sinks import Sink
+from streamnst.media.video import even_size
 
 log = logging.getLogger(__name__)
 KEYFRAME_S = 2.0
@@ -109,7 +110,7 @@ class RtmpSink(Sink):
         return max(1, round(KEYFRAME_S * self.fps))
 
     def send(self, frame: Frame) -> None:
-        self._image = _even(frame.image, self.width, self.height)
+        self._image = even_size(frame.image)
         if self._container is None and not self._reconnect():
             return
         # constant frame rate: as many frames as the clock says are due since the start
@@ -183,14 +184,6 @@ class RtmpSink(Sink):
         except (av.error.FFmpegError, OSError):
             pass
         self._drop_container()
-
-
-def _even(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pad an odd-sized frame by its edge pixels to the encoder's even size."""
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
 
 
 def _reason(exc: BaseException, url: str) -> str:

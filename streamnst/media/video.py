@@ -96,6 +96,14 @@ class VideoReader:
         self.close()
 
 
+def even_size(image: np.ndarray) -> np.ndarray:
+    """`image` padded by one edge pixel where a side is odd: yuv420p needs even sides."""
+    h, w = image.shape[:2]
+    if w % 2 or h % 2:
+        return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return image
+
+
 def open_writer(path: str | os.PathLike, fps: float | Fraction, *,
                 audio_from: str | os.PathLike | None = None, vfr: bool = False):
     """The writer for `path`'s suffix: VideoWriter (mp4, mov, webm) or GifWriter."""
@@ -201,9 +209,8 @@ class VideoWriter:
         if (w + w % 2, h + h % 2) != (self._video.width, self._video.height):
             raise OutputError(f"{self.path}: frame size changed from "
                               f"{self._video.width}x{self._video.height} to {w}x{h}")
-        if w % 2 or h % 2:
-            image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even_size(image)),
+                                           format="rgb24")
         if timestamp is None:
             frame.pts = self.frames
             frame.time_base = 1 / self.fps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,9 +36,14 @@ def pads_for(stride: int, margin: int, h: int, w: int) -> tuple[Pads, str]:
 
 def run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run `net` on Nx3xHxW of any size: reflect-pad to its stride and margin, crop back."""
+    return run_with_pads(net, x, padding_for(net, *x.shape[-2:]))
+
+
+def run_with_pads(call: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                  pads: tuple[Pads, str]) -> torch.Tensor:
+    """`call` on x padded by `pads` (amounts and mode, as `padding_for` gives), cropped back."""
     h, w = x.shape[-2:]
-    (top, bottom, left, right), mode = padding_for(net, h, w)
+    (top, bottom, left, right), mode = pads
     if top or bottom or left or right:
         x = F.pad(x, (left, right, top, bottom), mode=mode)
-    y = net(x)
-    return y[..., top:top + h, left:left + w]
+    return call(x)[..., top:top + h, left:left + w]
