@@ -221,6 +221,8 @@ def main(report_path: str, screenshot: str | None) -> None:
             "return window.streamnst.state && window.streamnst.state.style") == "beta")
             and "beta", 10)
         report["page_error"] = driver.execute_script("return window.streamnst.error")
+        report["info"] = wait(lambda: "CPU" in (t := driver.execute_script(
+            "return document.getElementById('info').textContent")) and t, 10)
         driver.find_element("id", "auto-scale").click()  # off (the pipeline's default) -> on
         report["auto_scale_on"] = bool(wait(lambda: pipe.autoscaler is not None, 10))
         driver.find_element("id", "auto-scale").click()  # -> off: the slider's scale again

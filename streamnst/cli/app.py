@@ -87,8 +87,10 @@ def stylizer_options(f):
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")(f)
     f = click.option("--dtype", default="auto", show_default=True,
-                     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-                     help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")(f)
+                     type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
+                     help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, int8 on "
+                          "CPUs with VNNI and no bf16, else fp32. int8: ONNX Runtime's "
+                          "quantised network, CPU only.")(f)
     f = click.option("--scale", default=None, type=ScaleParam(),
                      help="Stylise at this fraction of the working size (0.1-1), resize "
                           "back. live: auto by default (steps between 1 and 0.5 to keep up "

@@ -228,7 +228,7 @@ def gatys(content, style_image, output, content_layers, style_layers, vgg, devic
                    "releases'; transformer_net).")
 @click.option("--backend", "backend_names", multiple=True,
               help="Only these backends (eager-fp32, channels_last, bf16, "
-                   "bf16+channels_last, onnx-fp32).")
+                   "bf16+channels_last, onnx-fp32, onnx-int8).")
 @click.option("--repeat", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="auto", show_default=True)

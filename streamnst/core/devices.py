@@ -33,13 +33,24 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 @functools.lru_cache(maxsize=1)
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags")
+            for flag in line.split(":", 1)[1].split()}
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); emulated bf16 is slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_vnni() -> bool:
+    """True where the CPU has int8 dot products (AVX512-VNNI or AVX-VNNI): the int8 path."""
+    return bool(_cpu_flags() & {"avx512_vnni", "avx_vnni"})
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -52,10 +63,10 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 
 def parse_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
+    if name in ("auto", "int8"):  # int8 is a graph of its own (engine/runner.py)
         return default_dtype(device)
     if name not in DTYPES:
-        raise DeviceError(f"unknown dtype {name!r}; use auto, fp32, fp16 or bf16")
+        raise DeviceError(f"unknown dtype {name!r}; use auto, fp32, bf16, fp16 or int8")
     dtype = DTYPES[name]
     if device.type == "cpu" and dtype == torch.float16:
         raise DeviceError("fp16 is for GPUs; on the CPU use bf16 or fp32")

@@ -22,13 +22,13 @@ from streamnst.engine.colours import keep_colors
 from streamnst.engine.faces import FaceKeeper, keep_face, still_mask
 from streamnst.engine.runner import ModelSettings, make_runner
 from streamnst.engine.shading import keep_shading
-from streamnst.engine.temporal import Blender
+from streamnst.engine.temporal import Blender, Motion
 from streamnst.media.imageio import resize_to
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets.checkpoint_io import MAX_CANVAS, StyleCheckpoint, bank_style, load_style
 
-__all__ = ["FrameSettings", "ModelSettings", "Stylizer", "StylizerSettings", "image_to_tensor",
-           "tensor_to_image"]
+__all__ = ["FrameSettings", "ModelSettings", "Painting", "Stylizer", "StylizerSettings",
+           "image_to_tensor", "tensor_to_image"]
 MIN_SCALE = 0.1  # below it a frame is a few pixels: nothing left to paint
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ class StylizerSettings(FrameSettings, ModelSettings):
     def frame(self) -> FrameSettings:
         return FrameSettings(**{f.name: getattr(self, f.name)
                                 for f in dataclasses.fields(FrameSettings)})
+
+
+@dataclass(frozen=True)
+class Painting:
+    """A frame between the two halves of the stylizer's chain (`begin`, `finish`)."""
+
+    image: np.ndarray  # the frame as given
+    work: np.ndarray  # the frame at the working size
+    motion: Motion | None  # its motion since the previous frame (the flow blend's)
+    net: torch.Tensor  # the network's picture of it, 1x3xHxW float32 at the working size
 
 
 class Stylizer:
@@ -154,7 +164,7 @@ class Stylizer:
         return self.checkpoint.name
 
     def describe(self) -> dict:
-        return {"style": self.name, "arch": self.checkpoint.arch, "backend": self.settings.backend,
+        return {"style": self.name, "arch": self.checkpoint.arch, "backend": self.runner.backend,
                 "device": str(self.device),
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
                 "scale": self.settings.scale, "max_side": self.settings.max_side,
@@ -175,7 +185,8 @@ class Stylizer:
 
     def stylize(self, image: np.ndarray, blend: Blender | None = None,
                 faces: FaceKeeper | None = None) -> np.ndarray:
-        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size: the frame's chain.
+        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size: the frame's chain,
+        `begin` then `finish`.
 
         The network works at `scale_for` the frame's size, and so does every step around
         it, before the resize back: a scaled or capped frame pays for all of them at that
@@ -184,19 +195,33 @@ class Stylizer:
         it). `faces` follows the faces of a stream (engine/faces.py); without it, a frame
         is searched as a still picture.
         """
+        return self.finish(self.begin(image, blend), blend, faces)
+
+    def begin(self, image: np.ndarray, blend: Blender | None = None) -> Painting:
+        """The chain's first half, up to the network's output: working size, the blend's
+        motion, the canvas grain, the network. The live pipeline runs it in one thread and
+        `finish` in another, so the two halves of consecutive frames overlap; `blend`
+        must see frames in order in each half."""
         check_image(image)
-        h, w = image.shape[:2]
-        timed = self.stages.time
         work = self._working(image)
         motion = blend.track(work) if blend is not None else None
         with torch.inference_mode():
             if self.canvas > 0.0:
-                with timed("canvas"):  # to the network only: shading and the blend see work
+                with self.stages.time("canvas"):  # the network's input only
                     grained = add_grain(work, blend.grain(work, motion), self.canvas) \
                         if blend is not None else add_canvas(work, self.canvas)
             else:
                 grained = work
-            out = self._network(grained)
+            return Painting(image, work, motion, self._network(grained))
+
+    def finish(self, painting: Painting, blend: Blender | None = None,
+               faces: FaceKeeper | None = None) -> np.ndarray:
+        """The chain's second half: the network's picture, shading, the blend, faces,
+        colours, and the resize back."""
+        timed = self.stages.time
+        image, work, motion = painting.image, painting.work, painting.motion
+        with timed("from_tensor"):
+            out = tensor_to_image(painting.net)
         if self.shading > 0.0:
             with timed("shading"):
                 out = keep_shading(work, out, self.shading)
@@ -213,7 +238,7 @@ class Stylizer:
                 out = keep_colors(work, out)
         if work is not image:
             with timed("resize"):
-                out = resize_to(out, (w, h))
+                out = resize_to(out, image.shape[1::-1])
         return out
 
     def _working(self, image: np.ndarray) -> np.ndarray:
@@ -225,10 +250,11 @@ class Stylizer:
         with self.stages.time("resize"):
             return resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
 
-    def _network(self, work: np.ndarray) -> np.ndarray:
-        """The network's picture of `work`, same size. The frame is padded as bytes in
-        OpenCV (the same reflection as the runner's own, 30x faster than F.pad on a bf16
-        tensor: 1.3 ms a frame at 640x360, a tenth of the network's time), then cropped."""
+    def _network(self, work: np.ndarray) -> torch.Tensor:
+        """The network's picture of `work` (1x3xHxW float32, same size). The frame is
+        padded as bytes in OpenCV (the same reflection as the runner's own, 30x faster than
+        F.pad on a bf16 tensor: 1.3 ms a frame at 640x360, a tenth of the network's time),
+        and the output cropped."""
         timed = self.stages.time
         h, w = work.shape[:2]
         with timed("to_tensor"):
@@ -238,9 +264,7 @@ class Stylizer:
                 work = cv2.copyMakeBorder(work, top, bottom, left, right, border)
             x = image_to_tensor(work, self.device, self.runner.input_dtype)
         with timed("network"):
-            y = self.runner(x)[..., top:top + h, left:left + w]
-        with timed("from_tensor"):
-            return tensor_to_image(y)
+            return self.runner(x)[..., top:top + h, left:left + w]
 
     def stylize_frame(self, frame: Frame) -> Frame:
         return frame.with_image(self.stylize(frame.image))

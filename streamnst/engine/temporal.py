@@ -28,13 +28,13 @@ MAX_STRENGTH = 0.95  # at 1 the output would never change again
 STILL_PX = 0.5  # px per frame
 UNCHANGED_LEVELS = 4.0  # mean |change| (of 255) at flow size under which a pixel is still
 _KERNEL3 = np.ones((3, 3), np.uint8)
+UNTRACKED = object()  # the blend's `motion` when the caller did not track the frame
 
 
 @dataclass(frozen=True)
 class Motion:
     """How the current input moved since the previous one."""
 
-    small: np.ndarray  # the current input at flow size (the next frame's previous)
     flow: np.ndarray | None  # HxWx2 current -> previous at the frame's size; None: a cut
     mask: np.ndarray | None  # HxW 0..1, how far to trust the flow at each pixel
 
@@ -58,25 +58,29 @@ class BlendSettings:
 
 
 class Blender:
-    """Stateful blender: call it with each input frame and its stylisation, in order."""
+    """Stateful blender: `track` each input frame, then blend it with its stylisation, in
+    order. The two halves keep separate state (the inputs seen, the last output), so a
+    pipeline may track frame N+1 in one thread while another still blends frame N."""
 
     def __init__(self, settings: BlendSettings | None = None) -> None:
         self.settings = settings or BlendSettings()
         self._flow = FlowEstimator(self.settings.flow_max_side, preset="fast")
         self.stages = StageTimes()  # the pipeline hands in its own
-        self._flow_ms = 0.0  # optical flow time so far (the blend's own time excludes it)
         self._canvas = MovingCanvas()
         self.reset()
 
     def reset(self) -> None:
-        """Forget the past (after a style switch or a resize)."""
+        """Forget the past (after a style switch or a resize). Not while a frame tracked
+        before it is still to be blended: the pipeline lets that one finish first."""
+        # the input side, read and written by track()
         self._prev_in: np.ndarray | None = None
-        self._prev_small: np.ndarray | None = None  # _prev_in at flow size, from last flow
-        self._prev_out: np.ndarray | None = None  # the last output, uint8
-        self.last_motion: Motion | None = None  # the motion of the frame blended last
+        self._prev_small: np.ndarray | None = None  # _prev_in at flow size
         self._canvas.reset()
         self.last_reliable: float = 0.0
         self.cuts = 0
+        # the output side, read and written by the blend
+        self._prev_out: np.ndarray | None = None  # the last output, uint8
+        self.last_motion: Motion | None = None  # the motion of the frame blended last
 
     def update(self, settings: BlendSettings) -> None:
         if settings.flow_max_side != self.settings.flow_max_side:
@@ -84,77 +88,83 @@ class Blender:
         self.settings = settings
 
     def __call__(self, inp: np.ndarray, stylized: np.ndarray,
-                 motion: Motion | None = None) -> np.ndarray:
+                 motion: Motion | None | object = UNTRACKED) -> np.ndarray:
         """The output for input `inp`, stylised as `stylized`; `motion`: this frame's
         `track(inp)` where the caller has it (else it is tracked here)."""
         check_image(inp, "blend input")
         check_image(stylized, "stylised frame")
         if inp.shape != stylized.shape:
             raise InputError(f"input {inp.shape} and stylised {stylized.shape} sizes differ")
+        if motion is UNTRACKED:
+            motion = self.track(inp)
         s = self.settings
         t0 = time.perf_counter()
-        flow_before = self._flow_ms
         new = stylized
-        self._follow_resize(inp.shape[:2])
-        if motion is None:
-            motion = self.track(inp)
-        if s.mode == "off" or s.strength == 0 or not self._continues(inp):
+        follows = self._follow_output(new.shape)
+        if s.mode == "off" or s.strength == 0 or not follows:
             out = new
         elif s.mode == "ema":
             out = cv2.addWeighted(self._prev_out, s.strength, new, 1 - s.strength, 0.0)
         else:
             out = new if motion is None or motion.flow is None else self._flow_blend(new, motion)
-        small = motion.small if motion is not None else None
-        self._prev_in, self._prev_small, self._prev_out = inp, small, out
+        self._prev_out = out
         self.last_motion = motion
-        # "blend" is everything here but the optical flow itself
-        flow_here = self._flow_ms - flow_before
-        self.stages.add("blend", (time.perf_counter() - t0) * 1000.0 - flow_here)
+        self.stages.add("blend", (time.perf_counter() - t0) * 1000.0)
         return out
 
     def grain(self, inp: np.ndarray, motion: Motion | None) -> np.ndarray:
         """The canvas grain for this frame (engine/canvas.py): in flow mode carried along
         by this frame's `motion`, so the strokes painted from it move with the picture
         instead of staying on the screen; otherwise the fixed screen grain."""
-        self._follow_resize(inp.shape[:2])
         return self._canvas.follow(None if motion is None else motion.flow,
                                    None if motion is None else motion.mask, inp.shape[:2])
 
-    def _follow_resize(self, size: tuple[int, int]) -> None:
-        """Carry the past over a change of working size with the same picture (an adaptive
-        scale step), so blending goes on instead of restarting with a one-frame flicker; a
-        different aspect ratio is a different picture and starts over."""
-        if self._prev_in is None or self._prev_in.shape[:2] == size:
-            return
-        (ph, pw), (h, w) = self._prev_in.shape[:2], size
-        if abs(pw / ph - w / h) > 0.02 * (w / h):
-            return
-        self._prev_in = resize_to(self._prev_in, (w, h))
-        # flow runs at flow_max_side either side of the step, so _prev_small usually fits
-        # as it is: the flow then compares two direct downsizes, not a resize of a resize
-        self._prev_out = resize_to(self._prev_out, (w, h))
+    def _follow_input(self, size: tuple[int, int]) -> bool:
+        """Whether a frame of `size` follows the previous input, carried over a change of
+        working size with the same picture (an adaptive scale step) so blending goes on
+        instead of restarting with a one-frame flicker; a different aspect ratio is a
+        different picture and starts over."""
+        if self._prev_in is None:
+            return False
+        if self._prev_in.shape[:2] != size:
+            if not _same_picture(self._prev_in.shape[:2], size):
+                return False
+            # flow runs at flow_max_side either side of the step, so _prev_small usually
+            # fits as it is: the flow then compares two direct downsizes, not a resize of
+            # a resize
+            self._prev_in = resize_to(self._prev_in, size[::-1])
+        return True
 
-    def _continues(self, inp: np.ndarray) -> bool:
-        """Whether `inp` follows the previous frame (the same size): the past applies."""
-        return self._prev_in is not None and self._prev_in.shape == inp.shape
+    def _follow_output(self, shape: tuple[int, ...]) -> bool:
+        """Whether the last output applies to a frame of `shape`: the output half of
+        `_follow_input` (a scale step resizes it too)."""
+        if self._prev_out is None:
+            return False
+        if self._prev_out.shape != shape:
+            if not _same_picture(self._prev_out.shape[:2], shape[:2]):
+                return False
+            self._prev_out = resize_to(self._prev_out, shape[1::-1])
+        return True
 
     def track(self, inp: np.ndarray) -> Motion | None:
         """The motion from `inp` back to the previous input, or None where there is none to
-        follow (not the flow mode, or the first frame of a picture). Computed once per
-        frame by the caller and handed to `grain` and the blend."""
-        self._follow_resize(inp.shape[:2])
-        if self.settings.mode != "flow" or not self._continues(inp):
+        follow (not the flow mode, or the first frame of a picture). Call it once per frame,
+        in order: `inp` becomes the previous input. Its result goes to `grain` and the
+        blend."""
+        follows = self._follow_input(inp.shape[:2])
+        prev_in, prev_small = self._prev_in, self._prev_small
+        self._prev_in = inp
+        if self.settings.mode != "flow" or not follows:
+            self._prev_small = None
             return None
         h, w = inp.shape[:2]
         small = self._small_size(h, w)
-        cur_s, prev_s = resize_to(inp, small), self._prev_small
+        cur_s, prev_s = resize_to(inp, small), prev_small
+        self._prev_small = cur_s
         if prev_s is None or (prev_s.shape[1], prev_s.shape[0]) != small:
-            prev_s = resize_to(self._prev_in, small)
-        t0 = time.perf_counter()
-        f_cp = self._flow(cur_s, prev_s)  # current -> previous
-        flow_ms = (time.perf_counter() - t0) * 1000.0
-        self._flow_ms += flow_ms
-        self.stages.add("flow", flow_ms)
+            prev_s = resize_to(prev_in, small)
+        with self.stages.time("flow"):
+            f_cp = self._flow(cur_s, prev_s)  # current -> previous
         # where the input did not change, nothing moved: the flow there is spill from a
         # moving neighbour or noise, and warping the canvas or a textured output by it
         # made still walls beside a moving hand sparkle
@@ -165,22 +175,20 @@ class Blender:
         self.last_reliable = float(mask.mean())
         if self.last_reliable < self.settings.cut_threshold:
             self.cuts += 1
-            motion = Motion(cur_s, None, None)
-        else:
-            # erode unreliable areas by a pixel (flow bleeds across edges), then soften; in
-            # OpenCV: torch's stride-1 max_pool2d alone took 1.3 ms a frame at flow size
-            mask = cv2.erode(mask, _KERNEL3)
-            mask = cv2.blur(mask, (3, 3), borderType=cv2.BORDER_REPLICATE)
-            # full size in OpenCV: grid_sample and element-wise torch ops on a 640x360
-            # frame took 20 ms of every frame here, remap and blendLinear a few
-            scale = np.array([w / small[0], h / small[1]], np.float32)
-            flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
-            # slower than STILL_PX is the flow's noise on a still camera: warping a textured
-            # output (or the canvas) by it every frame made still walls shimmer
-            flow[np.sum(flow * flow, axis=2) < STILL_PX ** 2] = 0.0
-            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
-            motion = Motion(cur_s, flow, mask)
-        return motion
+            return Motion(None, None)
+        # erode unreliable areas by a pixel (flow bleeds across edges), then soften; in
+        # OpenCV: torch's stride-1 max_pool2d alone took 1.3 ms a frame at flow size
+        mask = cv2.erode(mask, _KERNEL3)
+        mask = cv2.blur(mask, (3, 3), borderType=cv2.BORDER_REPLICATE)
+        # full size in OpenCV: grid_sample and element-wise torch ops on a 640x360
+        # frame took 20 ms of every frame here, remap and blendLinear a few
+        scale = np.array([w / small[0], h / small[1]], np.float32)
+        flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
+        # slower than STILL_PX is the flow's noise on a still camera: warping a textured
+        # output (or the canvas) by it every frame made still walls shimmer
+        flow[np.sum(flow * flow, axis=2) < STILL_PX ** 2] = 0.0
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        return Motion(flow, mask)
 
     def _flow_blend(self, new: np.ndarray, motion: Motion) -> np.ndarray:
         """The previous output warped into this frame, blended where the flow holds."""
@@ -193,6 +201,11 @@ class Blender:
     def _small_size(self, h: int, w: int) -> tuple[int, int]:
         s = min(1.0, self.settings.flow_max_side / max(h, w))
         return max(8, round(w * s)), max(8, round(h * s))
+
+
+def _same_picture(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether HxW sizes `a` and `b` have the same aspect ratio (within 2%)."""
+    return abs(a[1] / a[0] - b[1] / b[0]) <= 0.02 * (b[1] / b[0])
 
 
 def _unchanged(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:

@@ -154,6 +154,8 @@ class LiveControl:
                 "strength": blend.strength, "scale": s.scale,
                 "auto_scale": s.auto_scale, "fps": round(s.fps, 1),
                 "latency_ms": round(s.latency_p50_ms, 1),
+                # the CPU the filter takes, beside the frame rate: what is left for the call
+                "cpu_ms_per_frame": round(s.cpu_ms_per_frame, 1), "cores": s.cores,
                 "switching": p.switching, "switch_error": p.switch_error}
 
 

@@ -1,10 +1,14 @@
-"""The live pipeline: source thread -> inference thread (stylise + blend) -> sink threads.
+"""The live pipeline: source thread -> inference thread (the chain up to the network) ->
+finish thread (shading, blend, faces) -> sink threads.
 
 Latency first: the inference thread always takes the newest captured frame (older
-ones are dropped and counted by the source's slot) and hands its output to every
-sink's own slot. Worker exceptions are kept and raised by `stop()`. A failure on
-one frame reuses the last good output (counted, logged at a limited rate); many in
-a row stop the pipeline.
+ones are dropped and counted by the source's slot). The two halves of the stylizer's
+chain run in threads of their own, one frame apart, so the network of frame N+1 runs
+while frame N is finished: each half gets a core instead of one thread doing both in
+turn while torch's second thread competes with it (docs/benchmarks.md). The finish
+thread hands its output to every sink's own slot. Worker exceptions are kept and raised
+by `stop()`. A failure on one frame reuses the last good output (counted, logged at a
+limited rate); many in a row stop the pipeline.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from streamnst.core.errors import InputError, OutputError
 from streamnst.core.frame import Frame
+from streamnst.core.slots import Handoff
 from streamnst.core.stages import StageTimes
 from streamnst.engine.autoscale import AutoScale
 from streamnst.engine.faces import FaceKeeper
-from streamnst.engine.stylizer import Stylizer
+from streamnst.engine.stylizer import Painting, Stylizer
 from streamnst.engine.temporal import Blender, BlendSettings
 from streamnst.live.sinks import Sink
 from streamnst.live.sources import Source
@@ -55,6 +62,17 @@ def _percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A frame between the inference and finish threads."""
+
+    frame: Frame
+    stylizer: Stylizer  # the one that began it finishes it
+    painting: Painting | None  # None: its first half failed (the last output is reused)
+    t0: float  # when its first half began (monotonic)
+    begun_ms: float  # how long the first half took
 
 
 @dataclass
@@ -150,7 +168,10 @@ class Pipeline:
         self.styles = StyleSwitcher(lambda: self.stylizer, stylizer_factory)
         self._pending_blend: BlendSettings | None = None
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._handoff: Handoff[_InFlight] = Handoff()
+        self._failures = 0  # frames failed in a row
+        self._last_out: np.ndarray | None = None  # reused where a frame fails
         self._last_log = 0.0
         self.rss_start = rss_mb()
 
@@ -240,8 +261,12 @@ class Pipeline:
         self.stats = Stats()
         if self.auto_scale:
             self._start_autoscale()
-        self._thread = threading.Thread(target=self._main, name="inference", daemon=True)
-        self._thread.start()
+        self._handoff = Handoff()
+        self._threads = [threading.Thread(target=self._main, name="inference", daemon=True),
+                         threading.Thread(target=self._finish_main, name="finish",
+                                          daemon=True)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def _share_stages(self, stylizer: Stylizer) -> None:
@@ -253,15 +278,33 @@ class Pipeline:
         try:
             self._loop()
         except BaseException as exc:
-            self.error = exc
-            log.error("pipeline stopped: %s", exc)
+            self._fail(exc)
+        finally:
+            self._handoff.close()  # the finish thread ends once it has the last frame
+
+    def _finish_main(self) -> None:
+        try:
+            self._finish_loop()
+        except BaseException as exc:
+            self._fail(exc)
         finally:
             self.done.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+            log.error("pipeline stopped: %s", exc)
+        self.stop_event.set()
+        self._handoff.close()
 
     def _apply_pending(self) -> None:
         new, reset = self.styles.take()
         with self._lock:
             blend, self._pending_blend = self._pending_blend, None
+        if new is None and blend is None:
+            return
+        # the frame in flight finishes with the blend and style it began with
+        self._handoff.drain()
         if new is not None:
             new.set_scale(self.stylizer.settings.scale)  # a live change outlasts a style
             new.set_keep_colors(self.stylizer.settings.keep_colors)
@@ -276,8 +319,7 @@ class Pipeline:
             self.blender.update(blend)
 
     def _loop(self) -> None:
-        last_out = None
-        failures = 0
+        """The inference thread: the newest frame, its chain up to the network."""
         while not self.stop_event.is_set():
             if self._limits_reached():
                 return
@@ -288,22 +330,54 @@ class Pipeline:
                     return
                 continue
             self._apply_pending()
-            t0 = time.monotonic()
+            stylizer, t0 = self.stylizer, time.monotonic()
             try:
-                image = self.stylizer.stylize(frame.image, self.blender, self.faces)
-                failures = 0
+                painting = stylizer.begin(frame.image, self.blender)
             except Exception as exc:  # cv2.error and the like too: one frame never ends it
-                failures += 1
-                self.stats.frame_failures += 1
-                self._log_limited(f"frame {frame.index} failed ({exc}); reusing last output")
-                if failures >= self.MAX_CONSECUTIVE_FAILURES:
-                    raise
-                if last_out is None:
-                    continue
-                image = last_out
-            last_out = image
-            self._emit(frame.with_image(image), t0)
-            self._adapt_scale()
+                self._frame_failed(frame, exc)
+                painting = None
+            item = _InFlight(frame, stylizer, painting, t0, (time.monotonic() - t0) * 1000.0)
+            while not self._handoff.put(item, timeout=0.1):
+                if self.stop_event.is_set():
+                    return
+
+    def _finish_loop(self) -> None:
+        """The finish thread: each frame's second half, in order, then the sinks."""
+        while True:
+            item = self._handoff.get(timeout=0.1)
+            if item is None:
+                if self._handoff.closed_and_empty:
+                    return
+                continue
+            try:
+                self._finish(item)
+            finally:
+                self._handoff.finished()
+
+    def _finish(self, item: _InFlight) -> None:
+        t1 = time.monotonic()
+        image = None
+        if item.painting is not None:
+            try:
+                image = item.stylizer.finish(item.painting, self.blender, self.faces)
+                self._failures = 0
+            except Exception as exc:
+                self._frame_failed(item.frame, exc)
+        image = self._last_out if image is None else image
+        if image is None or (self.max_frames is not None
+                             and self.stats.frames_out >= self.max_frames):
+            return
+        self._last_out = image
+        self._emit(item.frame.with_image(image), item.t0)
+        # the halves overlap: a frame costs the slower of the two
+        self._adapt_scale(max(item.begun_ms, (time.monotonic() - t1) * 1000.0))
+
+    def _frame_failed(self, frame: Frame, exc: Exception) -> None:
+        self._failures += 1
+        self.stats.frame_failures += 1
+        self._log_limited(f"frame {frame.index} failed ({exc}); reusing last output")
+        if self._failures >= self.MAX_CONSECUTIVE_FAILURES:
+            raise exc
 
     def _emit(self, out: Frame, t0: float) -> None:
         now = time.monotonic()
@@ -319,12 +393,12 @@ class Pipeline:
             s.first_out, s.cpu_at_first = now, time.process_time()
         s.last_out = now
 
-    def _adapt_scale(self) -> None:
+    def _adapt_scale(self, frame_ms: float) -> None:
         with self._lock:
             scaler = self.autoscaler
         if scaler is None:
             return
-        new = scaler.observe(self.stats.infer_ms[-1])
+        new = scaler.observe(frame_ms)
         if new is not None:
             with self._lock:
                 if self.autoscaler is not scaler:  # the user fixed a scale meanwhile
@@ -351,8 +425,8 @@ class Pipeline:
     def stop(self, timeout: float = 1.0) -> LiveStats:
         """Stop every thread (joined with timeouts) and raise a worker's error, if any."""
         self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
         self.source.stop(timeout)
         self.faces.close()
         # a style still loading is waited for: the process exiting under a thread that is

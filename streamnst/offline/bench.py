@@ -47,14 +47,15 @@ def backends(device: torch.device) -> list[str]:
     names = ["eager-fp32", "channels_last"]
     if cpu_has_native_bf16():
         names += ["bf16", "bf16+channels_last"]
-    return names + ["onnx-fp32"]
+    # int8: the path for CPUs without native bf16, against fp32 channels_last
+    return names + ["onnx-fp32", "onnx-int8"]
 
 
 def make_runner(net: nn.Module, backend: str, device: torch.device
                 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A callable running `net` the way `backend` names (fused, eval, inference mode)."""
-    if backend == "onnx-fp32":
-        return _onnx_runner(net, device)
+    if backend.startswith("onnx-"):
+        return _onnx_runner(net, device, int8=backend == "onnx-int8")
     net = copy.deepcopy(net).eval()
     net.fuse()
     cl = "channels_last" in backend
@@ -78,14 +79,17 @@ def make_runner(net: nn.Module, backend: str, device: torch.device
     return run
 
 
-def _onnx_runner(net: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    from streamnst.engine.runner import ModelSettings, OnnxRunner
+def _onnx_runner(net: nn.Module, device: torch.device, int8: bool = False
+                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """ONNX Runtime on the fp32 export, or on its int8 graph (calibrated on demo frames,
+    as the stylizer's: nets/quantize.py)."""
+    from streamnst.engine.runner import Int8Runner, ModelSettings, OnnxRunner
     from streamnst.nets.checkpoint_io import StyleCheckpoint
 
     ckpt = StyleCheckpoint(name="bench", path=None, arch="bench", arch_args={},
                            model=net.eval())
-    runner = OnnxRunner(ckpt, ModelSettings(device=str(device),
-                                            threads=torch.get_num_threads()))
+    runner = (Int8Runner if int8 else OnnxRunner)(
+        ckpt, ModelSettings(device=str(device), threads=torch.get_num_threads()))
     return torch.inference_mode()(runner.run_padded)
 
 

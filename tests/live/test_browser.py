@@ -1,6 +1,7 @@
 """A real browser: Debian's headless Chromium, driven by selenium, watches the stream."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,8 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
     assert report["switched"] and report["page_style"] == "beta"
     assert _close(report["pixel_after"], exp["beta"]), report
     assert report["page_error"] is None
+    # the CPU the filter takes, beside its frame rate
+    assert re.search(r"fps.* · CPU \d+ ms a frame \(\d+ cores\)", report["info"]), report
     assert report["auto_scale_on"] and report["auto_scale_off"]  # the viewer's checkbox
     assert report["bare_controls_hidden"]
     assert report["keep_colors_on"]  # the viewer's "Keep my colours" box

@@ -55,7 +55,9 @@ function showState(state) {
   // a server fed by a browser's camera offers the button until this page sends
   $("camera").hidden = !state.takes_camera || view.sending;
   const lag = state.latency_ms ? ` · ${Math.round(state.latency_ms)} ms in the filter` : "";
-  $("info").textContent = `${state.fps} fps${lag} · ${state.viewers}/${state.max_viewers}`
+  const cpu = state.cpu_ms_per_frame
+    ? ` · CPU ${Math.round(state.cpu_ms_per_frame)} ms a frame (${state.cores} cores)` : "";
+  $("info").textContent = `${state.fps} fps${lag}${cpu} · ${state.viewers}/${state.max_viewers}`
     + " viewers" + loading + (state.switch_error ? ` · ${state.switch_error}` : "");
 }
 
