@@ -95,6 +95,10 @@ class OnnxModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # ORT's pool threads spin between runs by default: in the live loop, where the
+        # network waits for each frame, that burnt a core the call app needs (CPU per frame
+        # 104 against 70 ms in torch, docs/benchmarks.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
