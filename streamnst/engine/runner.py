@@ -126,7 +126,7 @@ class OnnxRunner(Runner):
 
 class Int8Runner(OnnxRunner):
     """ONNX Runtime on the checkpoint's int8 graph (nets/quantize.py), on the CPU: for
-    CPUs without native bf16, where it is about 0.56x the time of fp32 (docs/benchmarks.md)."""
+    CPUs without native bf16, where it takes 0.54-0.64x the time of fp32 (docs/benchmarks.md)."""
 
     backend = "onnx"
 
