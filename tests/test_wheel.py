@@ -75,3 +75,9 @@ def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
     where = subprocess.run([str(python), "-c", "import streamnst, sys; print(streamnst.__file__)"],
                            cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert str(venv) in where.stdout and str(ROOT) not in where.stdout
+    # what `train --quick` needs without --data: the bank and the frames, in the package
+    quick = subprocess.run([str(python), "-c", "from streamnst.training.quick import "
+                            "bundled_frames, default_bank; print(default_bank().is_file(), "
+                            "len(list(bundled_frames().glob('*.jpg'))))"],
+                           cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert quick.stdout.split() == ["True", "66"], quick.stdout + quick.stderr

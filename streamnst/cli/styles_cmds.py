@@ -85,9 +85,10 @@ def _train_options(f):
 def _run_options(f):
     """The options `train` and `train-bank` share: where, resume, layers, loss network."""
     for option in reversed((
-        click.option("--data", required=True,
+        click.option("--data", default=None,
                      type=click.Path(file_okay=False, path_type=Path),
-                     help="Folder of training photos (searched recursively)."),
+                     help="Folder of training photos (searched recursively); required but "
+                          "with --quick, which trains on frames that ship with streamnst."),
         click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="Checkpoint to write (rewritten at every checkpoint)."),
         click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -131,14 +132,30 @@ def _config(style_image, data, out, run_dir, name, resume, style_layers, style_l
 @cli.command()
 @click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", default="", help="Style name (default: the image's file name).")
+@click.option("--quick", is_flag=True,
+              help="Minutes, not hours: fit only the painting's modulation on the shared "
+                   "bank's network, starting from its nearest style, with the bank's recipe "
+                   "(the recipe options below are not used); --data is optional.")
+@click.option("--minutes", default=4.0, show_default=True, type=click.FloatRange(0.05, 120),
+              help="--quick: how long to train (start-up comes on top: about 20 s).")
+@click.option("--bank", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="--quick: the style bank to grow from (default: the bundled gallery).")
 @_run_options
-def train(style_image, resume, **options):
+def train(style_image, resume, quick, minutes, bank, **options):
     """Train a style network on a painting: noise- and motion-stabilised, resumable.
 
     Example: streamnst train styles/hokusai_great_wave_c1831.jpg --data photos/ --out wave.pth
+
+    Example: streamnst train my_painting.jpg --quick --out mine.pth
     """
+    from streamnst.core.errors import InputError
     from streamnst.training.trainer import Trainer
 
+    if quick:
+        _train_quick(style_image, options, minutes, bank)
+        return
+    if options["data"] is None:
+        raise InputError("--data FOLDER of training photos is needed (or use --quick)")
     config = _config(style_image, resume=resume, **options)
     with console.status("loading photos and the loss network"):
         trainer = Trainer(config)
@@ -163,11 +180,38 @@ def train_bank(style_list, resume, **options):
     if not str(options["out"]).endswith(BANK_SUFFIX):
         raise InputError(f"--out must end in {BANK_SUFFIX} (so 'streamnst styles' lists "
                          "every style it holds)")
+    if options["data"] is None:
+        raise InputError("--data FOLDER of training photos is needed")
     styles = read_style_list(style_list)
     config = _config(style_list, name="", resume=resume, **options)
     with console.status("loading photos, paintings and the loss network"):
         trainer = BankTrainer(config, styles)
     _run_training(trainer, resume)
+
+
+def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | None) -> None:
+    """`train --quick`: the painting's modulation on the bank's trunk, for `minutes`."""
+    from streamnst.media.imageio import read_image
+    from streamnst.training.quick import QuickTrainer, plan
+
+    read_image(painting)  # a clear error for a missing or broken image, before anything else
+    with console.status("loading the bank and the loss network"):
+        quick = plan(painting, options["out"], options["data"], bank,
+                     device=options["device"], dtype=options["dtype"])
+        config = quick.config.replace(name=options["name"] or "")
+        trainer = QuickTrainer(config)
+    console.print(f"starting from {quick.nearest} (the bank's nearest style), training "
+                  f"{trainer.trainable} numbers for {minutes:g} min")
+    with progress_bar() as progress:
+        task = progress.add_task("learning", total=100, completed=0, info="")
+
+        def on_step(step, fraction, losses):
+            progress.update(task, completed=round(100 * fraction),
+                            info=f"step {step} style={losses['style']:.3f}")
+
+        written = trainer.run_for(60.0 * minutes, on_step)
+    console.print(f"wrote {written} after {trainer.step} steps; try it: "
+                  f"streamnst live --style {written}")
 
 
 def _run_training(trainer, resume: bool) -> None:

@@ -1,0 +1,138 @@
+"""A new painting in minutes: fit only its modulation on the shared bank's trunk.
+
+The bank (nets/conditional.py) holds one trunk trained on every gallery painting; a style
+is only its batch norms' scale and shift (~1,600 trainable numbers). A new painting starts
+from the bank style nearest to it (by Gram distance in the loss network) and trains
+those numbers alone, with the bank's own recipe (canvas grain, noise and motion
+stabilisation from the first step, since the trunk is already steady), for a time budget
+rather than a step count. Without `--data` it trains on the frames that ship with the
+package (people, faces and rooms: media/assets/frames).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamnst.core.errors import InputError
+from streamnst.media.imageio import read_image, resize_max_side
+from streamnst.nets.checkpoint_io import BANK_SUFFIX, bundled_dir, read_bank
+from streamnst.nets.losses import gram
+from streamnst.training.config import TrainConfig
+from streamnst.training.trainer import Trainer
+
+#: the bank a quick style grows from, and the frames it trains on without --data
+DEFAULT_BANK = "gallery" + BANK_SUFFIX
+#: the painting is compared with the bank's thumbnails at their size
+NEAREST_SIZE = 128
+#: the recipe's settings a quick run takes from the bank's own training
+_FROM_BANK = ("size", "batch", "style_size", "content_weight", "style_weight", "tv_weight",
+              "noise_weight", "noise_fraction", "noise_amount", "motion_weight", "motion_shift",
+              "content_layer", "style_layers", "style_layer_weights", "width", "res_convs",
+              "fine_blocks", "norm", "up", "down", "head", "ends", "pad", "shading", "canvas")
+
+
+def bundled_frames() -> Path:
+    return Path(__file__).resolve().parents[1] / "media" / "assets" / "frames"
+
+
+def default_bank() -> Path:
+    return bundled_dir() / DEFAULT_BANK
+
+
+@dataclass(frozen=True)
+class QuickPlan:
+    """What a quick run starts from: the bank, its style nearest the painting, the recipe."""
+
+    bank: Path
+    nearest: str
+    distances: dict[str, float]  # Gram distance to every bank style
+    config: TrainConfig
+
+
+def plan(painting: str | Path, out: str | Path, data: str | Path | None = None,
+         bank: str | Path | None = None, lr: float = 0.01, seed: int = 0,
+         vgg=None, device: str = "auto", dtype: str = "auto") -> QuickPlan:
+    """The quick run for `painting`: the nearest bank style and the bank's recipe."""
+    bank_path = Path(bank) if bank else default_bank()
+    if not bank_path.is_file():
+        raise InputError(f"{bank_path}: no style bank there; --quick grows a style from one "
+                         "(give --bank BANK.bank.pth)")
+    data_dir = Path(data) if data else bundled_frames()
+    recipe = read_bank(bank_path).get("training") or {}
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()
+                if k in _FROM_BANK}
+    base = TrainConfig(style_image=str(painting), data=str(data_dir), out=str(out),
+                       lr=lr, seed=seed, stab_start=0, stab_ramp=0, num_samples=0,
+                       device=device, dtype=dtype, **settings)
+    distances = gram_distances(read_image(painting), bank_path, base, vgg)
+    nearest = min(distances, key=distances.get)
+    config = base.replace(init_from=f"{bank_path}:{nearest}")
+    return QuickPlan(bank_path, nearest, distances, config)
+
+
+@torch.no_grad()
+def gram_distances(painting: np.ndarray, bank: Path, config: TrainConfig,
+                   vgg=None) -> dict[str, float]:
+    """Style name -> how far its painting's Grams are from `painting`'s (thumbnails)."""
+    from streamnst.media.tensors import image_to_tensor
+    from streamnst.nets.vgg import load_vgg
+
+    net = vgg or load_vgg(config.vgg, tuple(config.style_layers))
+
+    def grams(rgb: np.ndarray) -> dict[str, torch.Tensor]:
+        feats = net(image_to_tensor(resize_max_side(rgb, NEAREST_SIZE), "cpu"))
+        return {k: gram(feats[k]) for k in config.style_layers}
+
+    mine = grams(painting)
+    out = {}
+    for entry in read_bank(bank)["styles"]:
+        theirs = grams(entry["thumbnail"].numpy())
+        out[entry["name"]] = float(sum(((mine[k] - theirs[k]) ** 2).sum() / mine[k].pow(2).sum()
+                                       for k in mine))
+    return out
+
+
+class QuickTrainer(Trainer):
+    """The Trainer on a bank style's network with only its batch norms' scale and shift
+    trainable, for a time budget; the learning rate decays over the last quarter of it."""
+
+    def __init__(self, config: TrainConfig, vgg=None) -> None:
+        super().__init__(config, vgg)
+        modulation = [p for m in self.net.modules() if isinstance(m, nn.BatchNorm2d)
+                      for p in (m.weight, m.bias)]
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        for p in modulation:
+            p.requires_grad_(True)
+        self.trainable = sum(p.numel() for p in modulation)
+        self.opt = torch.optim.Adam(modulation, lr=config.lr)
+        self.fraction = 0.0  # of the time budget spent
+
+    def lr_at(self, step: int) -> float:
+        decay = max(0.0, (self.fraction - 0.75) / 0.25)
+        return self.config.lr * (1.0 - 0.9 * min(1.0, decay))
+
+    def run_for(self, seconds: float, on_step: Callable[[int, float, dict], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> Path | None:
+        """Train until `seconds` have passed (at least one step), then write the style.
+        `on_step(step, fraction, losses)` after each step; `cancel()` true stops without
+        writing anything (None is returned)."""
+        start = time.monotonic()
+        while True:
+            losses = self.train_step()
+            self.fraction = min(1.0, (time.monotonic() - start) / seconds)
+            if on_step:
+                on_step(self.step, self.fraction, losses)
+            if cancel and cancel():
+                return None
+            if self.fraction >= 1.0:
+                break
+        self.net.eval()
+        return self.save_checkpoint()
