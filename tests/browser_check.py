@@ -141,6 +141,22 @@ def mix_from_the_page(driver, pipe) -> dict:
     return out
 
 
+def learn_from_the_page(driver, pipe, home: Path) -> dict:
+    """Pick a painting with the page's file input: it is uploaded and learning starts."""
+    yy, xx = np.mgrid[0:120, 0:120]
+    stripes = (np.sin((xx + yy) / 4.0) > 0).astype(np.uint8) * 200
+    painting = home / "my painting.png"
+    cv2.imwrite(str(painting), np.dstack([stripes, 255 - stripes, stripes // 2]))
+    driver.find_element("id", "painting").send_keys(str(painting))
+    started = wait(lambda: pipe.learning.current is not None, 30)
+    shown = wait(lambda: (t := driver.execute_script(
+        "return document.getElementById('learn-info').textContent")).startswith("learning")
+        and t, 30)
+    name = pipe.learning.current.name if started else None
+    pipe.learning.stop()  # cancelled: the test needs no four-minute run
+    return {"started": bool(started), "shown": shown, "name": name}
+
+
 def wait(pred, timeout, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -239,6 +255,8 @@ def main(report_path: str, screenshot: str | None) -> None:
         driver.get(sink.server.url + "?bare=1")
         report["bare_controls_hidden"] = not driver.find_element("id", "controls").is_displayed()
         report["cross_site"] = cross_site_attack(driver, pipe, sink.server)
+        driver.get(sink.server.url)  # last: learning changes the style
+        report["learning"] = learn_from_the_page(driver, pipe, home)
     finally:
         driver.quit()
         pipe.stop()

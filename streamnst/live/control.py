@@ -156,7 +156,9 @@ class LiveControl:
                 "latency_ms": round(s.latency_p50_ms, 1),
                 # the CPU the filter takes, beside the frame rate: what is left for the call
                 "cpu_ms_per_frame": round(s.cpu_ms_per_frame, 1), "cores": s.cores,
-                "switching": p.switching, "switch_error": p.switch_error}
+                "switching": p.switching, "switch_error": p.switch_error,
+                # a painting being learnt (live/learner.py): state, fraction done, ...
+                "learning": p.learning.progress()}
 
 
 def _is_number(value: object) -> bool:

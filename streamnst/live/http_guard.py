@@ -6,9 +6,10 @@
   only with our port.
 - Origin (cross-site requests): a state-changing request whose Origin is present and is
   not this server's own origin is refused.
-- Content-Type: JSON endpoints take `application/json` only. A cross-site page can send
-  `text/plain` without a CORS preflight; it cannot send `application/json` without one,
-  and we answer no CORS, so the browser never sends the real request.
+- Content-Type: JSON endpoints take `application/json` only, upload endpoints
+  `application/octet-stream` only. A cross-site page can send `text/plain` without a CORS
+  preflight; it cannot send either of those without one, and we answer no CORS, so the
+  browser never sends the real request.
 - Every response carries a strict Content-Security-Policy, nosniff and no-referrer.
 - A body is read within BODY_TIMEOUT_S, and one whose Content-Length is over the cap is
   refused before a byte of it is read.
@@ -100,9 +101,13 @@ class HostPolicy:
         return origin in (f"http://{host}", f"https://{host}")
 
 
-def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: int):
-    """aiohttp middleware enforcing the module docstring's rules before routing."""
+def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: int,
+                     binary_paths: dict[str, int] | None = None):
+    """aiohttp middleware enforcing the module docstring's rules before routing.
+    `binary_paths`: path -> body cap, for endpoints that take raw bytes
+    (`application/octet-stream` only: like JSON, no cross-site form can send it)."""
     json_paths = frozenset(json_paths)
+    binary_paths = dict(binary_paths or {})
 
     def refuse(status: int, message: str) -> web.Response:
         return web.Response(status=status, text=json.dumps({"error": message}),
@@ -120,14 +125,20 @@ def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: in
             if request.path in json_paths and (request.content_type != "application/json"
                                                or _charset(request) not in JSON_CHARSETS):
                 return refuse(415, "send Content-Type: application/json (UTF-8)")
-            if (request.content_length or 0) > max_body:
-                return refuse(413, f"body larger than {max_body} bytes")
+            if request.path in binary_paths \
+                    and request.content_type != "application/octet-stream":
+                return refuse(415, "send Content-Type: application/octet-stream")
+            cap = binary_paths.get(request.path, max_body)
+            if (request.content_length or 0) > cap:
+                return refuse(413, f"body larger than {cap} bytes")
             try:  # read here, with a deadline: the handlers then find it read
-                await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+                body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
             except asyncio.TimeoutError:
                 return refuse(408, f"body not received within {BODY_TIMEOUT_S:.0f} s")
-            except web.HTTPRequestEntityTooLarge:  # a chunked body past the cap
-                return refuse(413, f"body larger than {max_body} bytes")
+            except web.HTTPRequestEntityTooLarge:  # a chunked body past the app's cap
+                return refuse(413, f"body larger than {cap} bytes")
+            if len(body) > cap:  # a chunked body past this path's cap
+                return refuse(413, f"body larger than {cap} bytes")
         try:
             response = await handler(request)
         except web.HTTPException as exc:

@@ -31,6 +31,7 @@ from streamnst.engine.autoscale import AutoScale
 from streamnst.engine.faces import FaceKeeper
 from streamnst.engine.stylizer import Painting, Stylizer
 from streamnst.engine.temporal import Blender, BlendSettings
+from streamnst.live.learner import Learning
 from streamnst.live.sinks import Sink
 from streamnst.live.sources import Source
 from streamnst.live.style_switch import StyleSwitcher
@@ -166,6 +167,8 @@ class Pipeline:
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.styles = StyleSwitcher(lambda: self.stylizer, stylizer_factory)
+        self.learning = Learning(self)  # a painting being learnt (live/learner.py)
+        self.last_frame: Frame | None = None  # the newest frame taken (the learner reads it)
         self._pending_blend: BlendSettings | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -330,6 +333,7 @@ class Pipeline:
                     return
                 continue
             self._apply_pending()
+            self.last_frame = frame
             stylizer, t0 = self.stylizer, time.monotonic()
             try:
                 painting = stylizer.begin(frame.image, self.blender)
@@ -429,6 +433,7 @@ class Pipeline:
             thread.join(timeout)
         self.source.stop(timeout)
         self.faces.close()
+        self.learning.stop()
         # a style still loading is waited for: the process exiting under a thread that is
         # inside torch's C++ aborted it ("terminate called without an active exception")
         for loader in self.styles.loaders:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
 from streamnst.live import LIVE_MAX_SIDE
+from streamnst.live.learner import MINUTES, check_painting, is_painting, learnt_path
 from streamnst.live.outputs import OutputContext, ServerOptions
 from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import open_sink
@@ -77,7 +79,8 @@ def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipe
     outputs = list(config.outputs) or ["vcam"]
     outputs += [o for o in context.required_outputs if o not in outputs]
     sinks = [open_sink(o, context) for o in outputs]
-    first = Stylizer(config.style, config.stylizer_settings())
+    style, painting = _style_or_painting(config.style, hooks)
+    first = Stylizer(style, config.stylizer_settings())
 
     def style_factory(name: str) -> Stylizer:
         # the scale the running style has reached: the pipeline then carries the rest of
@@ -88,4 +91,23 @@ def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipe
                         style_factory, auto_scale=config.auto_scale,
                         target_fps=config.fps_target)
     context.bind(pipeline)
+    if painting is not None:
+        pipeline.learning.start(painting)
     return pipeline
+
+
+def _style_or_painting(spec: str, hooks: SessionHooks) -> tuple[str, Path | None]:
+    """The style to start with, and the painting to learn while the filter runs, if the
+    user gave an image file: a painting learnt before is used as it was saved."""
+    if not is_painting(spec):
+        return spec, None
+    painting = Path(spec).expanduser()
+    check_painting(painting)
+    learnt = learnt_path(painting)
+    if learnt.is_file():
+        hooks.notice(f"{painting.name}: using the style learnt from it before ({learnt})")
+        return str(learnt), None
+    hooks.notice(f"learning {painting.name} while the filter runs (about {MINUTES:g} min): "
+                 "it starts from the nearest style and improves every few seconds; then it is "
+                 f"saved as {learnt}")
+    return DEFAULT_STYLE, painting

@@ -86,6 +86,11 @@ class StyleSwitcher:
         self.loaders = [t for t in self.loaders if t.is_alive()] + [thread]
         return thread
 
+    def offer(self, new: Stylizer, reset: bool = False) -> None:
+        """Paint with `new` (made elsewhere: a style being learnt) from the next frame; the
+        blend carries the change over unless `reset`."""
+        self._offer(new, self._next_request(), reset)
+
     def set_mix(self, other: str, amount: float) -> None:
         """Mix `amount` (0..1) of style `other` into the current style, from the next frame."""
         if not 0.0 <= amount <= 1.0:

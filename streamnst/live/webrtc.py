@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from aiohttp import web
 
-from streamnst.core.errors import OutputError
+from streamnst.core.errors import InputError, OutputError
 from streamnst.core.frame import Frame
+from streamnst.live import paintings
 from streamnst.live.control import LiveControl
 from streamnst.live.http_guard import HostPolicy, guard_middleware
 from streamnst.live.http_server import GuardedRunner
@@ -143,14 +144,17 @@ class WebRTCServer:
         self.loop.close()
 
     async def _serve(self) -> None:
-        guard = guard_middleware(self.policy, JSON_PATHS, MAX_OFFER_BYTES)
-        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[guard, self._auth])
+        guard = guard_middleware(self.policy, JSON_PATHS, MAX_OFFER_BYTES,
+                                 {"/api/paintings": paintings.MAX_BYTES})
+        app = web.Application(client_max_size=paintings.MAX_BYTES,
+                              middlewares=[guard, self._auth])
         app.router.add_get("/", self._asset)
         app.router.add_get("/viewer.js", self._asset)
         app.router.add_get("/viewer.css", self._asset)
         app.router.add_post("/offer", self._offer)
         app.router.add_get("/api/state", self._state)
         app.router.add_post("/api/control", self._control)
+        app.router.add_post("/api/paintings", self._painting)
         self._runner = GuardedRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -226,6 +230,21 @@ class WebRTCServer:
     async def _control(self, request: web.Request) -> web.Response:
         reply = self.apply_control(await self._json(request))
         return web.json_response(reply, status=400 if "error" in reply else 200)
+
+    async def _painting(self, request: web.Request) -> web.Response:
+        """A painting to learn live: raw image bytes (see live/paintings.py)."""
+        if self.pipeline is None:
+            return web.json_response({"error": "no pipeline attached"}, status=503)
+        data = await request.read()
+        name = paintings.display_name(request.headers.get(paintings.NAME_HEADER))
+        try:  # decoding a 25-megapixel image takes a while: not on the event loop
+            path = await asyncio.get_running_loop().run_in_executor(
+                None, paintings.store_painting, data)
+            self.pipeline.learning.start(path, name=name)
+        except InputError as exc:
+            busy = "one painting at a time" in str(exc)
+            return web.json_response({"error": str(exc)}, status=409 if busy else 400)
+        return web.json_response(self.state())
 
     # ----- control ----------------------------------------------------------------------
     def state(self) -> dict:

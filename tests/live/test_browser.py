@@ -48,6 +48,9 @@ def test_chromium_receives_decodes_and_switches_style(tmp_path):
     assert re.search(r"fps.* · CPU \d+ ms a frame \(\d+ cores\)", report["info"]), report
     assert report["auto_scale_on"] and report["auto_scale_off"]  # the viewer's checkbox
     assert report["bare_controls_hidden"]
+    learning = report["learning"]  # a painting picked on the page is sent and learnt
+    assert learning["started"] and learning["name"].startswith("my_painting_"), learning
+    assert learning["shown"].startswith("learning my_painting_"), learning
     assert report["keep_colors_on"]  # the viewer's "Keep my colours" box
     assert report["keep_face"] == 0.6  # the "Keep my face" slider
     assert report["keep_face_shown"] == "60%", report

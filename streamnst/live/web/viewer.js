@@ -57,8 +57,36 @@ function showState(state) {
   const lag = state.latency_ms ? ` · ${Math.round(state.latency_ms)} ms in the filter` : "";
   const cpu = state.cpu_ms_per_frame
     ? ` · CPU ${Math.round(state.cpu_ms_per_frame)} ms a frame (${state.cores} cores)` : "";
+  showLearning(state.learning);
   $("info").textContent = `${state.fps} fps${lag}${cpu} · ${state.viewers}/${state.max_viewers}`
     + " viewers" + loading + (state.switch_error ? ` · ${state.switch_error}` : "");
+}
+
+// a painting learnt live: a bar while it learns, a line when it is done or failed
+function showLearning(learning) {
+  const bar = $("learn-bar");
+  bar.hidden = !learning || learning.state !== "learning";
+  if (!learning) return;
+  bar.value = learning.fraction;
+  const start = learning.nearest ? `, from ${learning.nearest}` : "";
+  const line = {
+    starting: `learning ${learning.painting}: finding the nearest style…`,
+    learning: `learning ${learning.painting}${start}: ${Math.round(learning.fraction * 100)}%`,
+    done: `${learning.style} is ready: it is in the style list`,
+    failed: `learning ${learning.painting} failed: ${learning.error}`,
+    cancelled: `learning ${learning.painting} was cancelled`,
+  }[learning.state];
+  $("learn-info").textContent = line || "";
+}
+
+async function sendPainting(file) {
+  if (!file) return;
+  $("learn-info").textContent = `sending ${file.name}…`;
+  const r = await fetch("api/paintings" + q, { method: "POST", body: file,
+    headers: { "Content-Type": "application/octet-stream", "X-Painting-Name": file.name } });
+  const reply = await r.json();
+  if (reply.error) $("learn-info").textContent = reply.error;
+  else showState(reply);
 }
 
 let channel = null;
@@ -133,6 +161,14 @@ $("scale").onchange = (e) => control({ scale: Number(e.target.value) });
 $("auto-scale").onchange = (e) => control({ scale: e.target.checked ? "auto" : Number($("scale").value) });
 $("keep-colors").onchange = (e) => control({ keep_colors: e.target.checked });
 $("keep-face").onchange = (e) => control({ keep_face: Number(e.target.value) });
+$("painting").onchange = (e) => sendPainting(e.target.files[0]);
+$("drop").ondragover = (e) => { e.preventDefault(); $("drop").classList.add("over"); };
+$("drop").ondragleave = () => $("drop").classList.remove("over");
+$("drop").ondrop = (e) => {
+  e.preventDefault();
+  $("drop").classList.remove("over");
+  sendPainting(e.dataTransfer.files[0]);
+};
 
 async function poll() {
   try {
