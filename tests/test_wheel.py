@@ -80,4 +80,4 @@ def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
                             "bundled_frames, default_bank; print(default_bank().is_file(), "
                             "len(list(bundled_frames().glob('*.jpg'))))"],
                            cwd=work, env=env, capture_output=True, text=True, timeout=60)
-    assert quick.stdout.split() == ["True", "66"], quick.stdout + quick.stderr
+    assert quick.stdout.split() == ["True", "50"], quick.stdout + quick.stderr

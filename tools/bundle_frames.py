@@ -2,7 +2,8 @@
 
 `train --quick` fits a painting on these when no --data is given: people, faces and rooms,
 from Intel's CC BY 4.0 sample videos (attribution in streamnst/media/assets/ATTRIBUTION.md).
-The five ASL clips the demo clip is made of are left out, so demo frames stay held out.
+The five ASL clips the demo clip is made of, and the clips tools/look_report.py measures
+styles on, are left out: those frames stay held out.
 
     python tools/bundle_frames.py ../shared/data/video
 """
@@ -18,7 +19,8 @@ from streamnst.media.imageio import write_image
 from streamnst.media.video import VideoReader
 
 OUT = Path(__file__).resolve().parents[1] / "streamnst" / "media" / "assets" / "frames"
-DEMO_CLIPS = {"thanks", "help", "please", "sorry", "again"}
+HELD_OUT = {"thanks", "help", "please", "sorry", "again",  # the demo clip
+            "student", "walk", "want", "yes"}  # tools/look_report.py's frames
 SIZE = (384, 288)  # 4:3, room for 192-pixel crops at a few positions
 
 
@@ -38,7 +40,7 @@ def main() -> None:
     for old in OUT.glob("*.jpg"):
         old.unlink()
     clips = sorted(p for p in (args.video_dir / "asl_gestures").glob("*.mkv")
-                   if p.stem not in DEMO_CLIPS)
+                   if p.stem not in HELD_OUT)
     for clip in clips:
         for i, frame in enumerate(frames_of(clip, 3, SIZE)):
             write_image(OUT / f"asl_{clip.stem}_{i}.jpg", frame)

@@ -21,9 +21,10 @@ from pathlib import Path
 from streamnst.engine.stylizer import StylizerSettings
 from streamnst.engine.temporal import BlendSettings
 from streamnst.live import LIVE_MAX_SIDE
-from streamnst.live.pipeline import Pipeline, rss_mb
+from streamnst.live.pipeline import Pipeline
 from streamnst.live.session import LiveConfig, build_session
 from streamnst.live.sources import VideoFileSource
+from streamnst.live.stats import rss_mb
 from streamnst.media.demo import resolve_media
 
 

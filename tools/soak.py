@@ -28,8 +28,9 @@ from webrtc_client import Viewer  # noqa: E402
 from streamnst.core.devices import limit_malloc_arenas  # noqa: E402
 from streamnst.live.control import LiveControl  # noqa: E402
 from streamnst.live.outputs import ServerOptions  # noqa: E402
-from streamnst.live.pipeline import Pipeline, rss_mb  # noqa: E402
+from streamnst.live.pipeline import Pipeline
 from streamnst.live.session import LiveConfig, SessionHooks, build_session  # noqa: E402
+from streamnst.live.stats import rss_mb  # noqa: E402
 from streamnst.nets.checkpoint_io import available_styles  # noqa: E402
 
 WARM_UP_S = 10.0

@@ -175,7 +175,11 @@ class Learner:
             del sampler.images[sampler.bundled]
 
     def _offer(self, trainer) -> None:
-        """The network as it stands, painting the next frames (the blend carries it over)."""
+        """The network as it stands, painting the next frames (the blend carries it over),
+        unless the user has picked another style meanwhile: the learning goes on, and its
+        result is saved, but the user's choice stays on screen."""
+        if self.pipeline.style_name not in (self.name, self.nearest):
+            return
         model = copy.deepcopy(trainer.net).eval()
         checkpoint = StyleCheckpoint(name=self.name, path=self.out, arch="unet",
                                      arch_args=dict(model.config), model=model,
