@@ -29,6 +29,8 @@ from streamnst.training.trainer import Trainer
 
 #: the bank a quick style grows from, and the frames it trains on without --data
 DEFAULT_BANK = "gallery" + BANK_SUFFIX
+#: trained besides the modulation (see docs/gallery.md, "Any painting"): the output conv
+EXTRA: tuple[str, ...] = ()
 #: the painting is compared with the bank's thumbnails at their size
 NEAREST_SIZE = 128
 #: the recipe's settings a quick run takes from the bank's own training
@@ -103,16 +105,22 @@ class QuickTrainer(Trainer):
     """The Trainer on a bank style's network with only its batch norms' scale and shift
     trainable, for a time budget; the learning rate decays over the last quarter of it."""
 
-    def __init__(self, config: TrainConfig, vgg=None) -> None:
+    def __init__(self, config: TrainConfig, vgg=None, extra: tuple[str, ...] = EXTRA) -> None:
+        """`extra`: modules (by name) trained besides the modulation."""
         super().__init__(config, vgg)
         modulation = [p for m in self.net.modules() if isinstance(m, nn.BatchNorm2d)
                       for p in (m.weight, m.bias)]
+        weights = [p for name in extra for p in self.net.get_submodule(name).parameters()]
         for p in self.net.parameters():
             p.requires_grad_(False)
-        for p in modulation:
+        for p in modulation + weights:
             p.requires_grad_(True)
-        self.trainable = sum(p.numel() for p in modulation)
-        self.opt = torch.optim.Adam(modulation, lr=config.lr)
+        self.trainable = sum(p.numel() for p in modulation + weights)
+        # a conv's weights move at a fifth of the rate: the trunk's features stay its own
+        groups = [{"params": modulation, "lr": config.lr, "scale": 1.0}]
+        if weights:
+            groups.append({"params": weights, "lr": config.lr / 5, "scale": 0.2})
+        self.opt = torch.optim.Adam(groups, lr=config.lr)
         self.fraction = 0.0  # of the time budget spent
 
     def lr_at(self, step: int) -> float:

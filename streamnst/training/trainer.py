@@ -228,8 +228,8 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self.net.train()
-        for group in self.opt.param_groups:
-            group["lr"] = self.lr_at(self.step)
+        for group in self.opt.param_groups:  # a group may run at a share of the rate
+            group["lr"] = self.lr_at(self.step) * group.get("scale", 1.0)
         x = self._local_batch().to(self.device)
         terms = self.losses(x)
         self.opt.zero_grad(set_to_none=True)
