@@ -131,13 +131,15 @@ def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: in
             cap = binary_paths.get(request.path, max_body)
             if (request.content_length or 0) > cap:
                 return refuse(413, f"body larger than {cap} bytes")
+            # this path's own cap, also for a chunked body (the app's is the largest one)
+            request = request.clone(client_max_size=cap)
             try:  # read here, with a deadline: the handlers then find it read
                 body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
             except asyncio.TimeoutError:
                 return refuse(408, f"body not received within {BODY_TIMEOUT_S:.0f} s")
-            except web.HTTPRequestEntityTooLarge:  # a chunked body past the app's cap
+            except web.HTTPRequestEntityTooLarge:  # a chunked body past the cap
                 return refuse(413, f"body larger than {cap} bytes")
-            if len(body) > cap:  # a chunked body past this path's cap
+            if len(body) > cap:
                 return refuse(413, f"body larger than {cap} bytes")
         try:
             response = await handler(request)
