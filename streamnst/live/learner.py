@@ -23,12 +23,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from streamnst.core.errors import InputError, StreamNSTError
 from streamnst.engine.stylizer import Stylizer
-from streamnst.media.imageio import IMAGE_SUFFIXES, resize_short_side
+from streamnst.media.imageio import IMAGE_SUFFIXES
 from streamnst.nets.checkpoint_io import StyleCheckpoint, user_dir
 
 log = logging.getLogger(__name__)
@@ -163,16 +162,8 @@ class Learner:
 
     def _add_camera_frame(self, trainer) -> None:
         frame = self.pipeline.last_frame
-        if frame is None:
-            return
-        sampler = trainer.sampler
-        short = max(sampler.size, round(sampler.size * 1.3))
-        image = torch.from_numpy(np.ascontiguousarray(resize_short_side(frame.image, short)))
-        if not hasattr(sampler, "bundled"):
-            sampler.bundled = len(sampler.images)
-        sampler.images.append(image)
-        if len(sampler.images) - sampler.bundled > MAX_CAMERA:
-            del sampler.images[sampler.bundled]
+        if frame is not None:
+            trainer.sampler.add(frame.image, MAX_CAMERA)
 
     def _offer(self, trainer) -> None:
         """The network as it stands, painting the next frames (the blend carries it over),

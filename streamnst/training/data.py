@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from streamnst.core.errors import InputError
@@ -50,6 +51,16 @@ class CropSampler:
         short = max(size, round(size * scale_slack))
         self.images = [torch.from_numpy(resize_short_side(read_image(p), short))
                        for p in files]
+        self.photos = len(self.images)  # the folder's; images added later come after them
+        self.short = short
+
+    def add(self, rgb, keep: int) -> None:
+        """Draw crops from `rgb` (HxWx3 uint8) too, keeping the `keep` newest added images
+        (a live camera's frames, beside the folder's photos)."""
+        self.images.append(torch.from_numpy(np.ascontiguousarray(
+            resize_short_side(rgb, self.short))))
+        if len(self.images) - self.photos > keep:
+            del self.images[self.photos]
 
     def __len__(self) -> int:
         return len(self.images)

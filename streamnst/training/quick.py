@@ -29,7 +29,7 @@ from streamnst.training.trainer import Trainer
 
 #: the bank a quick style grows from, and the frames it trains on without --data
 DEFAULT_BANK = "gallery" + BANK_SUFFIX
-#: trained besides the modulation (see docs/gallery.md, "Any painting"): the output conv
+#: modules trained besides the modulation; none (the output conv too was worse: docs/gallery.md)
 EXTRA: tuple[str, ...] = ()
 #: the painting is compared with the bank's thumbnails at their size
 NEAREST_SIZE = 128
