@@ -199,7 +199,7 @@ def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | Non
         quick = plan(painting, options["out"], options["data"], bank,
                      device=options["device"], dtype=options["dtype"])
         config = quick.config.replace(name=options["name"] or "")
-        trainer = QuickTrainer(config)
+        trainer = QuickTrainer(config, quick.vgg)
     console.print(f"starting from {quick.nearest} (the bank's nearest style), training "
                   f"{trainer.trainable} numbers for {minutes:g} min")
     with progress_bar() as progress:

@@ -124,7 +124,7 @@ class Learner:
             return
         self.pipeline.switch_style(quick.config.init_from)  # BANK:NEAREST, at once
         config = replace(quick.config, name=self.name)
-        trainer = QuickTrainer(config)
+        trainer = QuickTrainer(config, quick.vgg)
         self.state = "learning"
         last_swap = last_frame = time.monotonic()
 

@@ -56,6 +56,7 @@ class QuickPlan:
     nearest: str
     distances: dict[str, float]  # Gram distance to every bank style
     config: TrainConfig
+    vgg: object  # the loss network, loaded once: hand it to QuickTrainer
 
 
 def plan(painting: str | Path, out: str | Path, data: str | Path | None = None,
@@ -73,10 +74,15 @@ def plan(painting: str | Path, out: str | Path, data: str | Path | None = None,
     base = TrainConfig(style_image=str(painting), data=str(data_dir), out=str(out),
                        lr=lr, seed=seed, stab_start=0, stab_ramp=0, num_samples=0,
                        device=device, dtype=dtype, **settings)
+    if vgg is None:  # the trainer's layers, so the one load serves both
+        from streamnst.nets.vgg import load_vgg
+
+        vgg = load_vgg(base.vgg, tuple(dict.fromkeys((base.content_layer,
+                                                      *base.style_layers))))
     distances = gram_distances(read_image(painting), bank_path, base, vgg)
     nearest = min(distances, key=distances.get)
     config = base.replace(init_from=f"{bank_path}:{nearest}")
-    return QuickPlan(bank_path, nearest, distances, config)
+    return QuickPlan(bank_path, nearest, distances, config, vgg)
 
 
 @torch.no_grad()

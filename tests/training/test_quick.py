@@ -34,7 +34,7 @@ def test_quick_training_lowers_the_style_loss_and_touches_only_the_modulation(pa
     quick = plan(painting, tmp_path / "q.pth", device="cpu", dtype="fp32", lr=0.02)
     assert quick.nearest in quick.distances and len(quick.distances) >= 2
     config = quick.config.replace(size=96, batch=2, style_size=128)
-    trainer = QuickTrainer(config)
+    trainer = QuickTrainer(config, quick.vgg)
     assert 1000 < trainer.trainable < 5000  # the batch norms' scale and shift, nothing else
     convs = {k: v.clone() for k, v in trainer.net.state_dict().items() if "conv.weight" in k}
     x = trainer.sampler.batch(2, torch.Generator().manual_seed(5))
