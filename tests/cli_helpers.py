@@ -50,3 +50,26 @@ def wait_for_server(port: int, seconds: float = 60.0) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def wait_until(condition, seconds: float, step: float = 0.05) -> bool:
+    """Poll `condition()` until it is true (True) or `seconds` pass (False)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def port_open(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:port."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False

@@ -5,12 +5,13 @@ Debian's RTMP module, in a folder of its own, on a free loopback port, in the fo
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
+import threading
 from pathlib import Path
 
-from cli_helpers import free_port
+import av
+import numpy as np
+from cli_helpers import free_port, port_open, wait_until
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 CONFIG = """daemon off;
@@ -39,14 +40,8 @@ class Nginx:
     def start(self) -> None:
         self.proc = subprocess.Popen(["nginx", "-e", str(self.dir / "error.log"), "-p",
                                       str(self.dir), "-c", str(self.dir / "nginx.conf")])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not start")
+        if not wait_until(lambda: port_open(self.port), 10):
+            raise RuntimeError("nginx did not start")
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -55,3 +50,20 @@ class Nginx:
 
     def url(self, key: str, app: str = "live") -> str:
         return f"rtmp://127.0.0.1:{self.port}/{app}/{key}"
+
+
+def pull(url: str, frames: int, timeout: float = 30.0) -> list[np.ndarray]:
+    """`frames` decoded frames of the live stream at `url`, read by a separate client."""
+    got: list[np.ndarray] = []
+
+    def read() -> None:
+        with av.open(f"{url} live=1", timeout=timeout) as c:
+            for frame in c.decode(video=0):
+                got.append(frame.to_ndarray(format="rgb24"))
+                if len(got) >= frames:
+                    return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return got

@@ -16,10 +16,13 @@ from streamnst.cli.app import blend_options, cli, console, stylizer_options
                    "answers, else demo).")
 @click.option("--output", "-o", "outputs", multiple=True, metavar="SPEC",
               help="vcam[:DEVICE][@BACKEND], window, webrtc, rtmp://HOST/APP/KEY (a media "
-                   "server or YouTube/Twitch ingest), null or a .mp4 path; repeatable "
-                   "(default: vcam).")
+                   "server or YouTube/Twitch ingest), whip+https://HOST/PATH (a WHIP "
+                   "endpoint: an SFU), null or a .mp4 path; repeatable (default: vcam).")
 @click.option("--bitrate", "bitrate_kbps", default=2500, show_default=True,
               type=click.IntRange(100, 50000), help="Video bitrate of rtmp:// outputs, kbit/s.")
+@click.option("--whip-token", envvar="STREAMNST_WHIP_TOKEN", default=None, metavar="TOKEN",
+              help="Bearer token of whip+http(s):// outputs (or set STREAMNST_WHIP_TOKEN, "
+                   "which keeps it out of the process list).")
 @stylizer_options
 @blend_options
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
@@ -77,6 +80,7 @@ def _config(o: dict):
                       blend=BlendSettings(mode=o["blend"], strength=o["strength"]),
                       max_frames=o["max_frames"], duration=o["duration"],
                       overwrite=o["overwrite"], bitrate_kbps=o["bitrate_kbps"],
+                      whip_token=o["whip_token"],
                       server=ServerOptions(
                           o["host"], o["port"], o["max_viewers"], tuple(o["allow_hosts"])),
                       **fixed)

@@ -34,6 +34,7 @@ class OutputContext:
     pipeline: Pipeline | None = None
     #: outputs a source needs beside the ones asked for (a browser's camera needs the page)
     required_outputs: list[str] = field(default_factory=list)
+    whip_token: str | None = None  # the bearer token of whip+http(s):// outputs
     _webrtc: WebRTCServer | None = None
 
     def webrtc_server(self) -> WebRTCServer:

@@ -43,6 +43,7 @@ class LiveConfig:
     overwrite: bool = False  # may a recording replace an existing file
     server: ServerOptions = field(default_factory=ServerOptions)
     bitrate_kbps: int = 2500  # an rtmp:// output's video bitrate
+    whip_token: str | None = None  # a whip+http(s):// output's bearer token (a secret)
 
     @property
     def auto_scale(self) -> bool:
@@ -74,7 +75,7 @@ def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipe
             hooks.notice("no webcam found; playing the bundled demo clip (choose with "
                          "--source webcam:N, screen or a video file)")
     context = OutputContext(config.server, config.overwrite, config.bitrate_kbps,
-                            hooks.listening)
+                            hooks.listening, whip_token=config.whip_token)
     source = open_source(spec, context)
     outputs = list(config.outputs) or ["vcam"]
     outputs += [o for o in context.required_outputs if o not in outputs]

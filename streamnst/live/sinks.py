@@ -295,6 +295,16 @@ register_sink("rtmp", lambda args, context: _rtmp(f"rtmp:{args}", context))
 register_sink("rtmps", lambda args, context: _rtmp(f"rtmps:{args}", context))
 
 
+def _whip(url: str, context: OutputContext) -> Sink:
+    from streamnst.live.whip import WhipSink  # aiortc loads only when asked for
+
+    return WhipSink(url, context.whip_token)
+
+
+register_sink("whip+http", lambda args, context: _whip(f"whip+http:{args}", context))
+register_sink("whip+https", lambda args, context: _whip(f"whip+https:{args}", context))
+
+
 def open_sink(spec: str, context: OutputContext | None = None) -> Sink:
     """A Sink for an --output spec: a registered scheme or a .mp4 path."""
     context = context or OutputContext(overwrite=True)

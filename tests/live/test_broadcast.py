@@ -4,66 +4,25 @@ by a separate FFmpeg client (PyAV) and checked frame by frame; the server is kil
 restarted mid-stream."""
 
 import logging
-import threading
 import time
 from pathlib import Path
 
-import av
 import nginx_rtmp
 import numpy as np
 import pytest
-from cli_helpers import assert_clean_error, free_port, run_cli
+from cli_helpers import assert_clean_error, free_port, run_cli, wait_until
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
 from streamnst.live.broadcast import RtmpSink, mask_key
 from streamnst.live.session import LiveConfig, build_session
-from streamnst.media.imageio import read_image, write_image
+from streamnst.media.imageio import read_image
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(
     not nginx_rtmp.available(), reason="needs nginx-light and libnginx-mod-rtmp (CI installs "
                                        "them)")]
 KEY = "s3cret-key"
 FAST = StylizerSettings(device="cpu", dtype="fp32")
-
-
-@pytest.fixture
-def nginx(tmp_path):
-    server = nginx_rtmp.Nginx(tmp_path)
-    server.start()
-    yield server
-    server.kill()
-
-
-def pull(url: str, frames: int, timeout: float = 30.0) -> list[np.ndarray]:
-    """`frames` decoded frames of the live stream at `url`, read by a separate client."""
-    got: list[np.ndarray] = []
-
-    def read() -> None:
-        with av.open(f"{url} live=1", timeout=timeout) as c:
-            for frame in c.decode(video=0):
-                got.append(frame.to_ndarray(format="rgb24"))
-                if len(got) >= frames:
-                    return
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return got
-
-
-@pytest.fixture
-def still(tmp_path, demo_still) -> Path:
-    write_image(tmp_path / "still.png", demo_still)
-    return tmp_path / "still.png"
-
-
-@pytest.fixture(scope="module")
-def demo_still() -> np.ndarray:
-    from streamnst.media.demo import resolve_media
-    from streamnst.offline.metrics import read_frames
-
-    return list(read_frames(resolve_media("demo"), 31))[30][::2, ::2].copy()  # 320x240
 
 
 def _session(url: str, still: Path, style: Path):
@@ -76,7 +35,7 @@ def test_the_published_stream_is_pulled_back_painted(nginx, still, tiny_style):
     pipe = _session(nginx.url(KEY), still, tiny_style)
     pipe.start()
     try:
-        frames = pull(nginx.url(KEY), 20)
+        frames = nginx_rtmp.pull(nginx.url(KEY), 20)
     finally:
         summary = pipe.stop()
     assert len(frames) == 20 and frames[0].shape == (240, 320, 3)
@@ -95,22 +54,16 @@ def test_a_server_restart_is_ridden_over_and_the_other_outputs_lose_nothing(
     with caplog.at_level(logging.WARNING):
         pipe.start()
         try:
-            assert len(pull(nginx.url(KEY), 5)) == 5
+            assert len(nginx_rtmp.pull(nginx.url(KEY), 5)) == 5
             rtmp, null = pipe.sinks
             nginx.kill()
             sent = null.sent
-            deadline = time.monotonic() + 10
-            while rtmp.outages == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert rtmp.outages == 1
+            assert wait_until(lambda: rtmp.outages, 10) and rtmp.outages == 1
             time.sleep(1.5)  # the server stays down a while; the filter goes on
             assert null.sent > sent + 15 and pipe.stats.frames_out > 0
             nginx.start()
-            deadline = time.monotonic() + 20
-            while rtmp.reconnects == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert rtmp.reconnects == 1
-            assert len(pull(nginx.url(KEY), 5)) == 5  # viewers get the stream again
+            assert wait_until(lambda: rtmp.reconnects, 20) and rtmp.reconnects == 1
+            assert len(nginx_rtmp.pull(nginx.url(KEY), 5)) == 5  # viewers get the stream again
         finally:
             summary = pipe.stop()
     lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
