@@ -63,3 +63,30 @@ def random_bank(styles: int = 3):
             bn.running_mean.uniform_(-0.2, 0.2)
             bn.running_var.uniform_(0.5, 1.5)
     return bank.eval()
+
+
+# the broadcast tests (live/test_broadcast.py, live/test_whip.py)
+@pytest.fixture
+def nginx(tmp_path):
+    import nginx_rtmp
+
+    server = nginx_rtmp.Nginx(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def demo_still():
+    from streamnst.media.demo import resolve_media
+    from streamnst.offline.metrics import read_frames
+
+    return list(read_frames(resolve_media("demo"), 31))[30][::2, ::2].copy()  # 320x240
+
+
+@pytest.fixture
+def still(tmp_path, demo_still) -> Path:
+    from streamnst.media.imageio import write_image
+
+    write_image(tmp_path / "still.png", demo_still)
+    return tmp_path / "still.png"

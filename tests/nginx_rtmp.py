@@ -67,3 +67,31 @@ def pull(url: str, frames: int, timeout: float = 30.0) -> list[np.ndarray]:
     thread.start()
     thread.join(timeout)
     return got
+
+
+def pull_sound(url: str, seconds: float, timeout: float = 30.0) -> tuple[np.ndarray, int]:
+    """`seconds` of the live stream's sound at `url` (mono float, its rate), read by a
+    separate client."""
+    got: list[np.ndarray] = []
+    rate = [0]
+
+    def read() -> None:
+        with av.open(f"{url} live=1", timeout=timeout) as c:
+            stream = c.streams.audio[0]
+            rate[0] = stream.codec_context.sample_rate
+            for frame in c.decode(stream):
+                got.append(frame.to_ndarray().astype(np.float32).reshape(
+                    -1, frame.samples).mean(axis=0))
+                if sum(map(len, got)) >= seconds * rate[0]:
+                    return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return (np.concatenate(got) if got else np.zeros(0, np.float32)), rate[0]
+
+
+def loudest_hz(sound: np.ndarray, rate: int) -> float:
+    """The frequency with the most energy in `sound`."""
+    spectrum = np.abs(np.fft.rfft(sound * np.hanning(len(sound))))
+    return float(np.fft.rfftfreq(len(sound), 1 / rate)[int(spectrum.argmax())])

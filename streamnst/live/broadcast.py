@@ -4,11 +4,13 @@ OBS server, or the ingest of YouTube Live, Twitch and Facebook Live). The camera
 encodes one stream however many watch; our own viewer server encodes once per viewer.
 
 H.264 in FLV through PyAV/FFmpeg, at a constant frame rate (a frame that comes late is
-repeated, one that comes early replaces the one before), a keyframe every 2 s, and AAC
-silence (many ingests refuse a stream without audio). The stream key is secret: every
-message masks it. When the server drops the connection the sink reconnects with back-off,
-one line per outage; the filter and the other outputs never wait for it (frames offered
-meanwhile are dropped and counted by the sink's slot).
+repeated, one that comes early replaces the one before), a keyframe every 2 s, and AAC:
+the source's sound where it has some (a video file), in step with the pictures (see
+core/audio.py), else silence (many ingests refuse a stream without audio).
+
+The stream key is secret: every message masks it. When the server drops the connection
+the sink reconnects with back-off, one line per outage; the filter and the other outputs
+never wait for it (frames offered meanwhile are dropped and counted by the sink's slot).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 
+from streamnst.core.audio import CHANNELS, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.sinks import Sink
@@ -28,11 +31,11 @@ from streamnst.media.video import even_size
 
 log = logging.getLogger(__name__)
 KEYFRAME_S = 2.0
-AUDIO_RATE = 44100
 AAC_FRAME = 1024  # samples per AAC frame
 RETRY_S = (1.0, 2.0, 4.0, 8.0)  # back-off between reconnection attempts, then every 8 s
 PROBE_FRAMES, PROBE_GAP_S = 3, 0.1
 HELD_S = 2.0  # a new connection that holds this long ends the outage (else it goes on)
+LAYOUT = "stereo" if CHANNELS == 2 else "mono"
 
 
 def mask_key(url: str) -> str:
@@ -69,10 +72,12 @@ class RtmpSink(Sink):
         self._tries = 0
         self._outage = False
         self._image: np.ndarray | None = None
+        self._sound: SoundQueue | None = None
 
     def open(self, width: int, height: int, fps: float) -> None:
         self.width, self.height = width + width % 2, height + height % 2  # yuv420p: even
         self.fps = max(1, round(fps or 30))
+        self._sound = self.audio.subscribe() if self.audio is not None else None
         self._connect()  # a wrong URL, a refused key or no server: said now, in one line
 
     def _connect(self) -> None:
@@ -86,11 +91,13 @@ class RtmpSink(Sink):
                 "keyint_min": str(self._gop()), "sc_threshold": "0"})
             video.width, video.height, video.pix_fmt = self.width, self.height, "yuv420p"
             video.bit_rate = self.bitrate_kbps * 1000
-            audio = container.add_stream("aac", rate=AUDIO_RATE)
-            audio.layout, audio.bit_rate = "mono", 64000
+            audio = container.add_stream("aac", rate=RATE)
+            audio.layout, audio.bit_rate = LAYOUT, 128000
             container.start_encoding()  # connects and writes the header
             self._container, self._video, self._audio = container, video, audio
             self._t0, self._frames, self._samples = time.monotonic(), 0, 0
+            # the stream's time 0 carries the sound of what was captured a delay before
+            self._sound_from = sample_at(self._t0 - self.delay())
             # a server refuses a publish (a wrong key) by closing the connection after
             # the handshake: a few frames, a moment apart, find out before we go on
             black = np.zeros((self.height, self.width, 3), np.uint8)
@@ -133,11 +140,13 @@ class RtmpSink(Sink):
             self._container.mux(packet)
         self._frames += 1
         self.encoded += 1
-        # silence up to the video's time, so the two tracks stay together
-        while self._samples < self._frames * AUDIO_RATE / self.fps:
-            sound = av.AudioFrame.from_ndarray(np.zeros((1, AAC_FRAME), np.float32),
-                                               format="fltp", layout="mono")
-            sound.sample_rate, sound.pts = AUDIO_RATE, self._samples
+        # sound up to the video's time, so the two tracks stay together
+        while self._samples < self._frames * RATE / self.fps:
+            samples = (self._sound.read(self._sound_from + self._samples, AAC_FRAME)
+                       if self._sound is not None else np.zeros((CHANNELS, AAC_FRAME),
+                                                                 np.float32))
+            sound = av.AudioFrame.from_ndarray(samples, format="fltp", layout=LAYOUT)
+            sound.sample_rate, sound.pts = RATE, self._samples
             self._samples += AAC_FRAME
             for packet in self._audio.encode(sound):
                 self._container.mux(packet)

@@ -161,6 +161,7 @@ class Pipeline:
         width, height = self.source.wait_for_size()
         opened = []
         for sink in self.sinks:
+            sink.audio = self.source.audio  # outputs that carry sound take it from here
             try:
                 sink.open(width, height, self.source.fps)
             except OutputError as exc:  # e.g. no virtual camera driver: tell, keep running

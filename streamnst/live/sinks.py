@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 
 from streamnst.core.atomic import atomic_path
+from streamnst.core.audio import AudioFeed
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.core.slots import LatestSlot
@@ -36,6 +37,7 @@ class Sink:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self.stages = StageTimes()  # the pipeline hands in its own
+        self.audio: AudioFeed | None = None  # the source's sound (the pipeline hands it in)
 
     # -- to implement ---------------------------------------------------------------
     def open(self, width: int, height: int, fps: float) -> None:
@@ -71,6 +73,12 @@ class Sink:
         except BaseException as exc:  # surfaced when the pipeline stops
             self.error = exc
             log.error("sink %s failed: %s", self.name, exc)
+
+    def delay(self) -> float:
+        """Capture to sent, seconds, lately (the median of the last 30 frames; 0.1 before
+        any): how far an output that carries the source's sound delays it."""
+        recent = sorted(self.latencies[-30:])
+        return recent[len(recent) // 2] if recent else 0.1
 
     def offer(self, frame: Frame) -> None:
         self.slot.put(frame)

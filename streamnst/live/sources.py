@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamnst.core.audio import AudioFeed
 from streamnst.core.errors import InputError, StreamNSTError
 from streamnst.core.frame import Frame, check_image
 from streamnst.core.slots import LatestSlot
@@ -45,6 +46,7 @@ class Source:
         self.error: BaseException | None = None
         self.fps: float = 30.0
         self.size: tuple[int, int] | None = None  # (width, height) once known
+        self.audio: AudioFeed | None = None  # the source's sound, where it has some
         self._index = 0
         self._thread: threading.Thread | None = None
         self.stages = StageTimes()  # the pipeline hands in its own
@@ -125,6 +127,8 @@ class VideoFileSource(Source):
         with VideoReader(self.path) as reader:  # validate now: a clear error before threads
             self.fps = float(reader.fps)
             self.size = (reader.width, reader.height)
+            if reader.has_audio and speed == 1:  # sped-up sound would need stretching
+                self.audio = AudioFeed()
 
     def _run(self) -> None:
         period = 1.0 / (self.fps * self.speed)
@@ -132,14 +136,20 @@ class VideoFileSource(Source):
         while not self.stop_event.is_set():
             shown = 0
             with VideoReader(self.path) as reader:
-                frames = iter(reader)
+                items = reader.with_sound() if self.audio else \
+                    ((image, None, 0.0) for image in reader)
+                clock = None  # the monotonic time of the file's time 0, this pass
                 while True:
                     with self.stages.time("capture"):  # decoding, for a file
-                        image = next(frames, None)
-                    if image is None:
+                        image, sound, t = next(items, (None, None, 0.0))
+                    if image is None and sound is None:
                         break
                     if self.stop_event.is_set():
                         return
+                    clock = next_time - t if clock is None else clock
+                    if sound is not None:  # it plays at its time on the file's clock
+                        self.audio.publish(sound, clock + t)
+                        continue
                     _pace(next_time, self.stop_event)
                     self.emit(image)
                     shown += 1

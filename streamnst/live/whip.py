@@ -5,8 +5,9 @@ fans it out to any number of viewers. One peer connection, one encode.
 The offer goes out whole (ICE gathered first, no trickle) in one POST of `application/sdp`,
 with `Authorization: Bearer TOKEN` where a token is given; the `201 Created` answer names
 the session's resource in `Location`, which is DELETEd on stop. Video is H.264 where the
-server takes it (else VP8), audio an Opus track of silence (many SFUs want one; the live
-filter has no microphone). WebRTC's congestion control sets the bitrate.
+server takes it (else VP8); audio is Opus: the source's sound where it has some (a video
+file), delayed as the pictures are (core/audio.py), else silence (many SFUs want an audio
+track). WebRTC's congestion control sets the bitrate.
 
 When the media connection fails (ICE consent lapses about 30 s after the server goes
 away, RFC 7675) the sink publishes again after 1, 2, 4, then every 8 s, one line per
@@ -17,16 +18,20 @@ The token never appears in a message, nor does the URL's path (which often holds
 from __future__ import annotations
 
 import asyncio
+import fractions
 import logging
 import threading
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import av
+import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
+from streamnst.core.audio import CHANNELS, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.broadcast import RETRY_S
@@ -39,6 +44,7 @@ SCHEMES = ("whip+http", "whip+https")
 CONNECT_S = 15.0  # the POST, then ICE and DTLS, must be done within this
 DELETE_S = 3.0
 PREFERRED_VIDEO = ("video/H264", "video/VP8")  # what SFUs and their HLS egress take
+PACKET_S = 0.02  # one Opus packet of sound
 
 
 def mask_url(url: str) -> str:
@@ -141,7 +147,9 @@ class WhipSink(Sink):
         video = pc.addTransceiver(track, direction="sendonly")
         codecs = RTCRtpSender.getCapabilities("video").codecs
         video.setCodecPreferences(sorted(codecs, key=_video_rank))
-        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # silence
+        sound = (SoundTrack(self.audio.subscribe(), self.delay)
+                 if self.audio is not None else AudioStreamTrack())  # silence
+        pc.addTransceiver(sound, direction="sendonly")
         connected = asyncio.get_running_loop().create_future()
 
         @pc.on("connectionstatechange")
@@ -235,3 +243,35 @@ def _video_rank(codec) -> int:
     """Sort key: H.264, then VP8, then the rest (rtx follows, as the preferences allow)."""
     mime = codec.mimeType
     return PREFERRED_VIDEO.index(mime) if mime in PREFERRED_VIDEO else len(PREFERRED_VIDEO)
+
+
+class SoundTrack(AudioStreamTrack):
+    """The source's sound, 20 ms at a time in real time, `delay()` behind its capture
+    (the pictures' delay through the filter), so the two arrive together."""
+
+    def __init__(self, queue: SoundQueue, delay) -> None:
+        super().__init__()
+        self.queue, self.delay = queue, delay
+        self._start: float | None = None
+        self._from = 0  # the sample clock's index of this track's first sample
+        self._sent = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        count = round(PACKET_S * RATE)
+        if self._start is None:
+            self._start = time.monotonic()
+            self._from = sample_at(self._start - self.delay())
+        else:
+            self._sent += count
+            wait = self._start + self._sent / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        samples = self.queue.read(self._from + self._sent, count)
+        pcm = (np.clip(samples.T, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16",
+                                           layout="stereo" if CHANNELS == 2 else "mono")
+        frame.sample_rate, frame.pts = RATE, self._sent
+        frame.time_base = fractions.Fraction(1, RATE)
+        return frame

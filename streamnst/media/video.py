@@ -86,6 +86,30 @@ class VideoReader:
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path}: decoding failed ({exc})") from None
 
+    def with_sound(self) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, float]]:
+        """Video frames and sound in file order: (rgb, None, t) or (None, samples, t), where
+        t is seconds on the file's clock and samples are (CHANNELS, n) float32 at RATE."""
+        from streamnst.core.audio import CHANNELS, RATE
+
+        streams = [self._stream, *self._container.streams.audio[:1]]
+        resample = av.AudioResampler(format="fltp", layout="stereo" if CHANNELS == 2 else
+                                     "mono", rate=RATE)
+        sound_start, produced = None, 0  # resampled sound is timed by its sample count
+        try:
+            for packet in self._container.demux(*streams):
+                for frame in packet.decode():
+                    if packet.stream.type == "video":
+                        yield frame.to_ndarray(format="rgb24"), None, float(frame.time or 0)
+                        continue
+                    if sound_start is None:
+                        sound_start = float(frame.time or 0)
+                    for part in resample.resample(frame):
+                        samples = part.to_ndarray().astype(np.float32, copy=False)
+                        yield None, samples, sound_start + produced / RATE
+                        produced += samples.shape[1]
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{self.path}: decoding failed ({exc})") from None
+
     def close(self) -> None:
         self._container.close()
 

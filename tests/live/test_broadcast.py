@@ -11,6 +11,7 @@ import nginx_rtmp
 import numpy as np
 import pytest
 from cli_helpers import assert_clean_error, free_port, run_cli, wait_until
+from media import make_video
 
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
@@ -36,8 +37,10 @@ def test_the_published_stream_is_pulled_back_painted(nginx, still, tiny_style):
     pipe.start()
     try:
         frames = nginx_rtmp.pull(nginx.url(KEY), 20)
+        sound, _ = nginx_rtmp.pull_sound(nginx.url(KEY), 1.0)
     finally:
         summary = pipe.stop()
+    assert len(sound) and np.sqrt((sound ** 2).mean()) < 0.01  # a still has no sound
     assert len(frames) == 20 and frames[0].shape == (240, 320, 3)
     painted = Stylizer(tiny_style, FAST).stylize(read_image(still)).astype(float)
     original = read_image(still).astype(float)
@@ -46,6 +49,19 @@ def test_the_published_stream_is_pulled_back_painted(nginx, still, tiny_style):
     assert np.abs(last - original).mean() > 3 * np.abs(last - painted).mean()
     rtmp = next(name for name in summary.sinks if name.startswith("rtmp"))
     assert KEY not in rtmp and "****" in rtmp and summary.sinks[rtmp]["sent"] > 20
+
+
+def test_a_video_files_sound_goes_out_with_the_pictures(nginx, tmp_path, tiny_style):
+    tone = make_video(tmp_path / "tone.mp4", frames=45, width=160, height=120)  # 440 Hz
+    pipe = _session(nginx.url(KEY), tone, tiny_style)
+    pipe.start()
+    try:
+        sound, rate = nginx_rtmp.pull_sound(nginx.url(KEY), 2.0)
+    finally:
+        pipe.stop()
+    assert len(sound) >= 2 * rate and rate == 48000
+    assert abs(nginx_rtmp.loudest_hz(sound, rate) - 440) < 5
+    assert np.sqrt((sound ** 2).mean()) > 0.1  # the tone's level (0.3 peak), not silence
 
 
 def test_a_server_restart_is_ridden_over_and_the_other_outputs_lose_nothing(

@@ -3,11 +3,14 @@ whose libwebrtc peer decodes our publish and restreams it to nginx-rtmp, where a
 FFmpeg client (PyAV) pulls it back. Token, DELETE on stop, errors at start, and the
 server killed and restarted mid-stream."""
 
+import asyncio
+import contextlib
 import functools
 import http.server
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,13 +18,17 @@ import nginx_rtmp
 import numpy as np
 import pytest
 import whip_endpoint
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
 from cli_helpers import assert_clean_error, free_port, run_cli, wait_until
+from media import make_video
 
+from streamnst.core.audio import AudioFeed
 from streamnst.core.errors import OutputError
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
 from streamnst.live.session import LiveConfig, build_session
-from streamnst.live.whip import WhipSink, mask_url
+from streamnst.live.whip import SoundTrack, WhipSink, mask_url
 from streamnst.media.imageio import read_image
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(
@@ -70,6 +77,60 @@ def test_the_whip_publish_reaches_viewers_painted_and_is_deleted_on_stop(
     name = next(n for n in summary.sinks if n.startswith("whip"))
     assert summary.sinks[name]["sent"] > 20 and name.endswith("/****")
     assert TOKEN not in caplog.text + name and KEY not in caplog.text + name
+
+
+def test_a_video_files_sound_is_published_too(whip, nginx, tmp_path, tiny_style):
+    tone = make_video(tmp_path / "tone.mp4", frames=45, width=160, height=120)  # 440 Hz
+    pipe = _session(whip.url(nginx.url(KEY), "160x120"), tone, tiny_style)
+    pipe.start()
+    try:
+        sound, rate = nginx_rtmp.pull_sound(nginx.url(KEY), 2.0)
+    finally:
+        pipe.stop()
+    assert len(sound) >= 2 * rate and np.sqrt((sound ** 2).mean()) > 0.1  # not silence
+    # the relay (Eyevinn's mpegts.js) reads libwebrtc's decoded sound as stereo whatever it
+    # is (`-ac 2` fixed), which doubles the pitch; the next test hears 440 Hz in aiortc
+    assert abs(nginx_rtmp.loudest_hz(sound, rate) - 880) < 10
+
+
+def test_the_sound_track_carries_the_feed_in_real_time():
+    """The track a WHIP publish sends, received by a second aiortc peer and decoded."""
+    feed, rate = AudioFeed(), 48000
+    queue = feed.subscribe()
+    t = np.arange(4 * rate) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    feed.publish(np.stack([tone, tone]), time.monotonic() - 0.5)
+    heard: list[np.ndarray] = []
+
+    async def call() -> float:
+        sender, receiver = RTCPeerConnection(), RTCPeerConnection()
+        sender.addTransceiver(SoundTrack(queue, lambda: 0.1), direction="sendonly")
+
+        @receiver.on("track")
+        def on_track(track) -> None:
+            async def listen() -> None:
+                with contextlib.suppress(MediaStreamError):
+                    while True:
+                        frame = await track.recv()
+                        heard.append(frame.to_ndarray().reshape(-1, 2).mean(axis=1))
+            asyncio.ensure_future(listen())
+
+        await sender.setLocalDescription(await sender.createOffer())
+        await receiver.setRemoteDescription(sender.localDescription)
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await sender.setRemoteDescription(receiver.localDescription)
+        start = time.monotonic()
+        await asyncio.sleep(2.5)
+        await sender.close()
+        await receiver.close()
+        return time.monotonic() - start
+
+    elapsed = asyncio.run(call())
+    sound = np.concatenate(heard[10:]).astype(np.float32) / 32768
+    assert abs(nginx_rtmp.loudest_hz(sound, rate) - 440) < 5
+    assert np.sqrt((sound ** 2).mean()) > 0.15
+    received = sum(map(len, heard)) / rate  # real time: about as long as the call lasted
+    assert elapsed - 1.0 < received < elapsed + 0.2
 
 
 @pytest.mark.slow  # about 50 s: ICE consent takes 30 s to lapse
