@@ -223,13 +223,19 @@ def test_face_report_measures_the_detector_the_bar_steadiness_and_cost(tiny_styl
 @pytest.mark.slow
 def test_broadcast_bench_compares_rtmp_pullers_with_own_viewers_and_times_both():
     import nginx_rtmp
+    import whip_endpoint
 
-    if not nginx_rtmp.available():
-        pytest.skip("needs nginx-light and libnginx-mod-rtmp (CI installs them)")
-    r = tool("broadcast_bench.py", "--seconds", "4", "--pullers", "2", "--viewers", "1")
+    if not (nginx_rtmp.available() and whip_endpoint.available()):
+        pytest.skip("needs nginx-light, libnginx-mod-rtmp and tests/whip_server's npm "
+                    "install (CI installs them)")
+    r = tool("broadcast_bench.py", "--seconds", "4", "--pullers", "2", "--viewers", "1",
+             "--whip")
     rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert rows[0]["rtmp"]["pullers_alive"] == 2 and rows[0]["rtmp"]["fps"] > 0
+    assert rows[0]["whip_relayed"]["pullers_alive"] == 2 and rows[0]["whip_relayed"]["fps"] > 0
     assert rows[0]["webrtc"]["fps"] > 0
     latency = rows[1]["latency_ms_median"]
     assert 0 < latency["camera_to_rtmp_puller"] < 2000, rows
+    # the relay's MPEG-TS hop buffers seconds: in 4 s it may show no flip to time
+    assert "camera_to_puller_through_whip_relay" in latency, rows
     assert 0 < latency["camera_to_own_viewer"] < 2000, rows

@@ -1,11 +1,15 @@
 """Broadcast against our own viewer server, side by side in one run: the filter's frame rate
 with one RTMP publish to nginx and N FFmpeg clients pulling from it, against M aiortc
 viewers of our own WebRTC server; and the added latency, camera to puller and camera to
-our own viewer.
+our own viewer. With --whip, a third run publishes over WHIP to Eyevinn's WHIP endpoint
+(tests/whip_server), which relays to the same nginx for the pullers; that relay decodes
+and re-encodes on this machine too, so its CPU is the filter's loss here, not in use.
 
     python tools/broadcast_bench.py [--pullers 16] [--viewers 4] [--seconds 20] [--scale 1]
+                                    [--whip]
 
-Needs nginx-light and libnginx-mod-rtmp. The pullers copy the stream without decoding
+Needs nginx-light and libnginx-mod-rtmp (and, for --whip, `npm ci --prefix
+tests/whip_server`). The pullers copy the stream without decoding
 (`ffmpeg -c copy -f null`): a real viewer decodes on its own machine; the aiortc viewers
 decode in this process, as tools/soak.py's do (aiortc always decodes).
 
@@ -33,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import nginx_rtmp  # noqa: E402
+import whip_endpoint  # noqa: E402
 from webrtc_client import Viewer  # noqa: E402
 
 from streamnst.engine.temporal import BlendSettings  # noqa: E402
@@ -97,12 +102,19 @@ def latencies(arrivals: list[tuple[float, float]], flips: list[float]) -> list[f
     return out
 
 
-def rtmp_run(args, folder: Path, source: str, blend: str) -> tuple[dict, list[float]]:
+def rtmp_run(args, folder: Path, source: str, blend: str,
+             whip: bool = False) -> tuple[dict, list[float]]:
+    """One publish, to nginx over RTMP or (`whip`) over WHIP through the relay."""
     server = nginx_rtmp.Nginx(folder)
     server.start()
     url = server.url("bench")
-    pipe = build_session(LiveConfig(source, (url, "null"), scale=args.scale,
-                                    blend=BlendSettings(mode=blend)))
+    relay = whip_endpoint.WhipServer("bench-token", folder / "whip.log") if whip else None
+    if relay is not None:
+        relay.start()
+    output = relay.url(url, "640x360") if relay is not None else url
+    pipe = build_session(LiveConfig(source, (output, "null"), scale=args.scale,
+                                    blend=BlendSettings(mode=blend),
+                                    whip_token="bench-token"))
     pipe.start()
     pullers = [subprocess.Popen(["ffmpeg", "-loglevel", "quiet", "-i", f"{url} live=1", "-c",
                                  "copy", "-f", "null", "-"]) for _ in range(args.pullers)]
@@ -124,6 +136,8 @@ def rtmp_run(args, folder: Path, source: str, blend: str) -> tuple[dict, list[fl
     alive = sum(p.poll() is None for p in pullers)
     for p in pullers:
         p.kill()
+    if relay is not None:
+        relay.kill()
     server.kill()
     flips = SOURCES[-1].flips if source == "flash" else []
     return {"fps": round(summary.fps, 1), "scale": summary.scale, "pullers_alive": alive,
@@ -169,22 +183,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--scale", type=float, default=None,
                         help="a fixed working scale (default: live's, adapting)")
+    parser.add_argument("--whip", action="store_true",
+                        help="also publish over WHIP, relayed to nginx (tests/whip_server)")
     args = parser.parse_args()
     if not nginx_rtmp.available():
         sys.exit("needs nginx-light and libnginx-mod-rtmp")
+    if args.whip and not whip_endpoint.available():
+        sys.exit("--whip needs node and `npm ci --prefix tests/whip_server`")
     with tempfile.TemporaryDirectory() as tmp:
         rtmp, _ = rtmp_run(args, Path(tmp), "demo", "flow")
         own, _ = webrtc_run(args, "demo", "flow")
-        print(json.dumps({"rtmp": {**rtmp, "pullers": args.pullers},
-                          "webrtc": {**own, "viewers": args.viewers}}), flush=True)
+        runs = {"rtmp": {**rtmp, "pullers": args.pullers},
+                "webrtc": {**own, "viewers": args.viewers}}
+        if args.whip:
+            whip, _ = rtmp_run(args, Path(tmp), "demo", "flow", whip=True)
+            runs["whip_relayed"] = {**whip, "pullers": args.pullers}
+        print(json.dumps(runs), flush=True)
         quiet = argparse.Namespace(pullers=0, viewers=1, seconds=args.seconds,
                                    scale=args.scale)
-        _, rtmp_lat = rtmp_run(quiet, Path(tmp), "flash", "off")
-        _, own_lat = webrtc_run(quiet, "flash", "off")
+        lat = {"camera_to_rtmp_puller": rtmp_run(quiet, Path(tmp), "flash", "off")[1],
+               "camera_to_own_viewer": webrtc_run(quiet, "flash", "off")[1]}
+        if args.whip:
+            lat["camera_to_puller_through_whip_relay"] = rtmp_run(
+                quiet, Path(tmp), "flash", "off", whip=True)[1]
     print(json.dumps({"latency_ms_median": {
-        "camera_to_rtmp_puller": round(statistics.median(rtmp_lat), 0) if rtmp_lat else None,
-        "camera_to_own_viewer": round(statistics.median(own_lat), 0) if own_lat else None},
-        "flips": [len(rtmp_lat), len(own_lat)]}), flush=True)
+        name: round(statistics.median(v), 0) if v else None for name, v in lat.items()},
+        "flips": [len(v) for v in lat.values()]}), flush=True)
 
 
 if __name__ == "__main__":
