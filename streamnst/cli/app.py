@@ -99,7 +99,9 @@ def stylizer_options(f):
                      help="Longest side the network works at; bigger frames are stylised "
                           f"smaller and resized back (live: {LIVE_MAX_SIDE} by default; "
                           "0 or unset elsewhere: no cap).")(f)
-    f = click.option("--threads", default=None, type=int, help="CPU threads for inference.")(f)
+    f = click.option("--threads", default=None, type=int,
+                     help="CPU threads for inference (live: 1 on up to 4 cores, else half "
+                          "of them; elsewhere one per core).")(f)
     f = click.option("--backend", default="torch", show_default=True,
                      type=click.Choice(["torch", "onnx"]),
                      help="torch, or onnx (ONNX Runtime, fp32; CUDA/TensorRT when installed).")(f)

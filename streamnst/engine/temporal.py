@@ -186,7 +186,7 @@ class Blender:
         flow = cv2.resize(f_cp * scale, (w, h), interpolation=cv2.INTER_LINEAR)
         # slower than STILL_PX is the flow's noise on a still camera: warping a textured
         # output (or the canvas) by it every frame made still walls shimmer
-        flow[np.sum(flow * flow, axis=2) < STILL_PX ** 2] = 0.0
+        _drop_still(flow)
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
         return Motion(flow, mask)
 
@@ -206,6 +206,20 @@ class Blender:
 def _same_picture(a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Whether HxW sizes `a` and `b` have the same aspect ratio (within 2%)."""
     return abs(a[1] / a[0] - b[1] / b[0]) <= 0.02 * (b[1] / b[0])
+
+
+_SUM_XY = np.ones((1, 2), np.float32)
+# speed**2 > this is speed >= STILL_PX, in float32
+_STILL_BELOW = float(np.nextafter(np.float32(STILL_PX ** 2), np.float32(0)))
+
+
+def _drop_still(flow: np.ndarray) -> None:
+    """Zero, in place, the HxWx2 flow that is slower than STILL_PX. In OpenCV: numpy's
+    sum over the last axis and a boolean assignment took 7 ms of every 640x360 frame in
+    the inference thread; this takes about 1."""
+    speed2 = cv2.transform(cv2.multiply(flow, flow), _SUM_XY)
+    _, keep = cv2.threshold(speed2, _STILL_BELOW, 1.0, cv2.THRESH_BINARY)
+    cv2.multiply(flow, cv2.merge([keep, keep]), dst=flow)
 
 
 def _unchanged(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
 from streamnst.live import LIVE_MAX_SIDE
@@ -19,6 +21,7 @@ from streamnst.live.outputs import OutputContext, ServerOptions
 from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import open_sink
 from streamnst.live.sources import default_source_spec, open_source
+from streamnst.live.stats import cores
 from streamnst.nets.checkpoint_io import DEFAULT_STYLE
 
 
@@ -52,7 +55,18 @@ class LiveConfig:
     def stylizer_settings(self, scale: float | None = None) -> StylizerSettings:
         """The stylizer's settings at `scale` (default: this config's, 1 where it adapts)."""
         scale = scale if scale is not None else (self.scale or 1.0)
-        return dataclasses.replace(self.stylizer, scale=scale, max_side=self.max_side or None)
+        return dataclasses.replace(self.stylizer, scale=scale, max_side=self.max_side or None,
+                                   threads=self.stylizer.threads or live_threads())
+
+
+def live_threads() -> int:
+    """Threads for each of torch's and OpenCV's pools in a live session (torch's unless the
+    user chose). The live chain runs in threads of its own (capture, the network's half,
+    the finishing half, the outputs), which keep the cores busy: on 2 cores a second torch
+    thread cost 4.4 ms of CPU a frame and OpenCV's pool 3.5 ms, for the same 29.9 fps
+    (docs/benchmarks.md). With more than 4 cores, half of them."""
+    n = cores()
+    return 1 if n <= 4 else n // 2
 
 
 @dataclass
@@ -68,6 +82,7 @@ class SessionHooks:
 def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipeline:
     """A pipeline ready to start: source, outputs and stylizer made from `config`."""
     hooks = hooks or SessionHooks()
+    cv2.setNumThreads(live_threads())  # process-wide, as torch's count is
     spec = config.source
     if spec is None:
         spec = default_source_spec()

@@ -33,6 +33,8 @@ convs too, for 5% of the network's time.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -94,6 +96,28 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.b(self.a(x))
+
+
+@functools.lru_cache(maxsize=8)
+def _unshuffle_weight(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A 2x2 stride-2 conv's weight that is `pixel_unshuffle(x, 2)` of a 3-channel x:
+    output channel 4c + 2dy + dx takes pixel (dy, dx) of channel c (ones and zeros: exact)."""
+    with torch.inference_mode(False):  # cached: training may use it after a live frame
+        weight = torch.zeros(12, 3, 2, 2)
+        for c in range(3):
+            for dy in range(2):
+                for dx in range(2):
+                    weight[4 * c + 2 * dy + dx, c, dy, dx] = 1.0
+        return weight.to(device=device, dtype=dtype)
+
+
+def space_to_depth(x: torch.Tensor) -> torch.Tensor:
+    """`F.pixel_unshuffle(x, 2)` of Nx3xHxW x, as a conv: torch's own took 1.1 ms of a
+    640x360 frame on one CPU thread, in bf16 channels_last, where the conv takes 0.3 ms.
+    Exported graphs keep the plain op (ONNX's SpaceToDepth, which int8 leaves alone)."""
+    if torch.onnx.is_in_onnx_export() or x.shape[1] != 3:
+        return F.pixel_unshuffle(x, 2)
+    return F.conv2d(x, _unshuffle_weight(x.dtype, x.device), stride=2)
 
 
 class UNet(nn.Module):
@@ -168,7 +192,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: Nx3xHxW in [0, 1], H and W multiples of 8. Returns the same shape in [0, 1]."""
         shuffle = self.ends == "shuffle"
-        xs = F.pixel_unshuffle(x, 2) if shuffle else x
+        xs = space_to_depth(x) if shuffle else x
         e1 = self.down1(xs)
         e2 = self.down2(e1)
         y = self.res(self.down3(e2))

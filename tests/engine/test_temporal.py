@@ -192,3 +192,17 @@ def test_photometric_mask_trusts_matches_and_refuses_occlusion_and_the_frame_edg
 
 def mask_cols(mask: np.ndarray, start: int, stop: int) -> float:
     return float(mask[:, start:stop].max())
+
+
+def test_still_flow_is_dropped_exactly_as_its_definition():
+    from streamnst.engine.temporal import STILL_PX, _drop_still
+
+    rng = np.random.default_rng(0)
+    flow = (rng.standard_normal((90, 160, 2)) * STILL_PX).astype(np.float32)
+    flow[0, 0] = (STILL_PX, 0.0)  # exactly still-speed: kept
+    flow[0, 1] = (STILL_PX * 0.99, 0.0)  # just under: dropped
+    expected = flow.copy()
+    expected[np.sum(expected * expected, axis=2) < STILL_PX ** 2] = 0.0
+    _drop_still(flow)
+    assert np.array_equal(flow, expected)
+    assert flow[0, 0, 0] == STILL_PX and flow[0, 1, 0] == 0.0

@@ -24,6 +24,24 @@ def test_the_defaults_are_the_live_filters_and_a_session_runs():
     assert fixed.stylizer.settings.max_side is None  # 0: no cap
 
 
+def test_a_session_keeps_torch_and_opencv_to_its_thread_budget():
+    import cv2
+
+    from streamnst.live.session import live_threads
+    from streamnst.live.stats import cores
+
+    # on up to 4 cores one thread each: the chain's own threads keep the cores busy
+    assert live_threads() == (1 if cores() <= 4 else cores() // 2)
+    pipe = build_session(LiveConfig("demo", ("null",), stylizer=FAST))
+    assert pipe.stylizer.settings.threads == live_threads()
+    assert cv2.getNumThreads() == live_threads()
+    chosen = build_session(LiveConfig("demo", ("null",),
+                                      stylizer=dataclasses.replace(FAST, threads=2)))
+    assert chosen.stylizer.settings.threads == 2  # the user's --threads wins
+    made = chosen.styles.factory("udnie")
+    assert made.settings.threads == 2
+
+
 def test_a_switched_style_is_made_with_the_sessions_settings():
     keep = dataclasses.replace(FAST, keep_face=0.6, keep_colors=True)
     pipe = build_session(LiveConfig("demo", ("null",), "great_wave", scale=0.7, stylizer=keep))

@@ -131,3 +131,20 @@ def test_old_checkpoint_running_stats_are_dropped():
 def test_build_model_rejects_unknown_arch():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("vgg")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_space_to_depth_as_a_conv_is_pixel_unshuffle_exactly(dtype):
+    import torch.nn.functional as F
+
+    from streamnst.nets.unet import space_to_depth
+
+    x = torch.rand(2, 3, 48, 64).to(dtype)
+    with torch.inference_mode():  # a live frame first: the weight it caches must train
+        space_to_depth(x)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = x.contiguous(memory_format=layout)
+        assert torch.equal(space_to_depth(x), F.pixel_unshuffle(x, 2))
+    grad = torch.rand(1, 3, 8, 8, requires_grad=True)
+    space_to_depth(grad).sum().backward()  # trains through it: each pixel used once
+    assert torch.equal(grad.grad, torch.ones_like(grad))
