@@ -33,12 +33,10 @@ class SoundQueue:
     def __init__(self) -> None:
         self._chunks: deque[tuple[int, np.ndarray]] = deque()
         self._lock = threading.Lock()
-        self.received = 0  # chunks put
 
     def put(self, start: int, samples: np.ndarray) -> None:
         with self._lock:
             self._chunks.append((start, samples))
-            self.received += 1
             while self._chunks and self._chunks[0][0] < start - self.HOLD_S * RATE:
                 self._chunks.popleft()
 
@@ -63,7 +61,6 @@ class AudioFeed:
     def __init__(self) -> None:
         self._queues: list[SoundQueue] = []
         self._lock = threading.Lock()
-        self.published = 0  # samples per channel
 
     def subscribe(self) -> SoundQueue:
         queue = SoundQueue()
@@ -78,4 +75,3 @@ class AudioFeed:
             queues = list(self._queues)
         for queue in queues:
             queue.put(start, samples)
-        self.published += samples.shape[1]

@@ -123,6 +123,8 @@ class WhipSink(Sink):
             pass  # the server is gone: nothing is left to delete
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(5)
+        if not self._loop_thread.is_alive():
+            self._loop.close()
         self._loop = None
 
     def _call(self, coroutine, timeout: float):
@@ -134,7 +136,9 @@ class WhipSink(Sink):
         if isinstance(exc, aiohttp.ClientConnectorError):
             return f"nothing answers at {urlsplit(self.endpoint).netloc}"
         text = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in filter(None, (self.token, urlsplit(self.endpoint).path.strip("/"))):
+        text = text.replace(self.endpoint, self.shown)  # aiohttp names the URL it asked
+        parts = urlsplit(self.endpoint)
+        for secret in filter(None, (self.token, parts.path.strip("/"), parts.query)):
             text = text.replace(secret, "****")
         return text
 

@@ -196,5 +196,9 @@ def test_the_path_and_the_token_are_masked():
     assert mask_url("whip+https://sfu.example:8443/rtc/v1/whip/?app=live&stream=k") == \
         "whip+https://sfu.example:8443/****"
     assert mask_url("whip+http://127.0.0.1:8889/") == "whip+http://127.0.0.1:8889/"
-    sink = WhipSink("whip+https://customer.example/SECRETKEY/webRTC/publish", TOKEN)
+    sink = WhipSink("whip+https://customer.example/SECRETKEY/webRTC/publish?k=QKEY", TOKEN)
     assert "SECRETKEY" not in sink.name and TOKEN not in repr(vars(sink).get("name"))
+    # a library's message that quotes the URL, the query or the token
+    reason = sink._reason(OSError(f"POST {sink.endpoint} failed; k=QKEY; Bearer {TOKEN}"))
+    assert "SECRETKEY" not in reason and "QKEY" not in reason and TOKEN not in reason
+    assert "customer.example" in reason
