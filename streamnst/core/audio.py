@@ -18,6 +18,7 @@ import numpy as np
 
 RATE = 48000  # samples per second per channel: what Opus takes and AAC ingests prefer
 CHANNELS = 2
+LAYOUT = "stereo" if CHANNELS == 2 else "mono"  # PyAV's name for it
 
 
 def sample_at(timestamp: float) -> int:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 
-from streamnst.core.audio import CHANNELS, RATE, SoundQueue, sample_at
+from streamnst.core.audio import CHANNELS, LAYOUT, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.sinks import Sink
@@ -35,7 +35,6 @@ AAC_FRAME = 1024  # samples per AAC frame
 RETRY_S = (1.0, 2.0, 4.0, 8.0)  # back-off between reconnection attempts, then every 8 s
 PROBE_FRAMES, PROBE_GAP_S = 3, 0.1
 HELD_S = 2.0  # a new connection that holds this long ends the outage (else it goes on)
-LAYOUT = "stereo" if CHANNELS == 2 else "mono"
 
 
 def mask_key(url: str) -> str:

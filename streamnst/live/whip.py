@@ -31,7 +31,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
-from streamnst.core.audio import CHANNELS, RATE, SoundQueue, sample_at
+from streamnst.core.audio import LAYOUT, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.broadcast import RETRY_S
@@ -88,9 +88,12 @@ class WhipSink(Sink):
         self._track: LatestFrameTrack | None = None
         self._retrying: asyncio.Task | None = None
         self._closing = False
+        self._sound: SoundQueue | None = None
 
     # -- the sink thread ------------------------------------------------------------------
     def open(self, width: int, height: int, fps: float) -> None:
+        # one queue for every connection: a new one per reconnection would stay fed
+        self._sound = self.audio.subscribe() if self.audio is not None else None
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever,
                                              name="whip-loop", daemon=True)
@@ -151,8 +154,8 @@ class WhipSink(Sink):
         video = pc.addTransceiver(track, direction="sendonly")
         codecs = RTCRtpSender.getCapabilities("video").codecs
         video.setCodecPreferences(sorted(codecs, key=_video_rank))
-        sound = (SoundTrack(self.audio.subscribe(), self.delay)
-                 if self.audio is not None else AudioStreamTrack())  # silence
+        sound = (SoundTrack(self._sound, self.delay)
+                 if self._sound is not None else AudioStreamTrack())  # silence
         pc.addTransceiver(sound, direction="sendonly")
         connected = asyncio.get_running_loop().create_future()
 
@@ -274,8 +277,7 @@ class SoundTrack(AudioStreamTrack):
                 await asyncio.sleep(wait)
         samples = self.queue.read(self._from + self._sent, count)
         pcm = (np.clip(samples.T, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16",
-                                           layout="stereo" if CHANNELS == 2 else "mono")
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout=LAYOUT)
         frame.sample_rate, frame.pts = RATE, self._sent
         frame.time_base = fractions.Fraction(1, RATE)
         return frame

@@ -89,11 +89,10 @@ class VideoReader:
     def with_sound(self) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, float]]:
         """Video frames and sound in file order: (rgb, None, t) or (None, samples, t), where
         t is seconds on the file's clock and samples are (CHANNELS, n) float32 at RATE."""
-        from streamnst.core.audio import CHANNELS, RATE
+        from streamnst.core.audio import LAYOUT, RATE
 
         streams = [self._stream, *self._container.streams.audio[:1]]
-        resample = av.AudioResampler(format="fltp", layout="stereo" if CHANNELS == 2 else
-                                     "mono", rate=RATE)
+        resample = av.AudioResampler(format="fltp", layout=LAYOUT, rate=RATE)
         sound_start, produced = None, 0  # resampled sound is timed by its sample count
         try:
             for packet in self._container.demux(*streams):

@@ -12,6 +12,7 @@ whose convention is torchvision's (RGB in [0,1], ImageNet mean/std).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -57,10 +58,8 @@ RELU_INDEX = relu_index("vgg19")
 def _trunk(arch: str, empty: bool = False) -> nn.Sequential:
     """torchvision's conv trunk; `empty`: on the meta device, with no weights yet (its
     random initialisation took a second of VGG19's load, twice, to be overwritten)."""
-    if empty:
-        with torch.device("meta"):
-            return (vgg19 if arch == "vgg19" else vgg16)(weights=None).features
-    return (vgg19 if arch == "vgg19" else vgg16)(weights=None).features
+    with torch.device("meta") if empty else contextlib.nullcontext():
+        return (vgg19 if arch == "vgg19" else vgg16)(weights=None).features
 
 
 class VGGFeatures(nn.Module):
