@@ -55,6 +55,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("quick-styles"))
     ap.add_argument("--reuse", action="store_true", help="keep styles already in --work")
     ap.add_argument("--sheet", type=Path)
+    ap.add_argument("--palette", type=float, help="instead of the style's own amount")
+    ap.add_argument("--shading", type=float, help="instead of the style's own amount")
+    ap.add_argument("--keep-face", type=float, help="instead of the style's own amount")
     args = ap.parse_args()
     frames = [held_out_frame(s) for s in HELD_OUT]
     shown = [0, 2, 5, 7, 8]  # a close-up, an upper body, the film, a dance, the garden
@@ -71,7 +74,9 @@ def main() -> None:
         ckpt = load_style(style)
         art = read_image(painting) if painting is not None else np.asarray(
             ckpt.style.get("thumbnail"))
-        stylizer = Stylizer(ckpt, StylizerSettings(max_side=WORK_SIDE))
+        stylizer = Stylizer(ckpt, StylizerSettings(
+            max_side=WORK_SIDE, palette=args.palette, shading=args.shading,
+            keep_face=args.keep_face))
         outputs = [stylizer.stylize(f) for f in frames]
         metrics = look(frames, outputs, art)
         label = f"{ckpt.name} ({'quick' if painting is not None else 'full'})"

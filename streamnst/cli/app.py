@@ -109,6 +109,10 @@ def stylizer_options(f):
                      help="Give back this much (0-1) of the input's broad light and shade: "
                           "faces keep their modelling and the glow some styles paint around "
                           "people goes (default: the style's own setting).")(f)
+    f = click.option("--palette", default=None, type=click.FloatRange(0.0, 1.0),
+                     help="Move each frame's colours this far (0-1) toward the painting's, "
+                          "over the whole frame (default: the style's own setting, else 0; "
+                          "styles learnt with --quick store one).")(f)
     f = click.option("--canvas", default=None, type=click.FloatRange(0.0, 32.0),
                      help="Strength (levels of 255) of the fixed grain the network paints "
                           "flat walls from; 0 leaves them flat (default: the amount the "
@@ -124,7 +128,8 @@ def stylizer_options(f):
 
 
 def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_side=None,
-                  shading=None, canvas=None, keep_colors=False, keep_face=None):
+                  shading=None, canvas=None, keep_colors=False, keep_face=None,
+                  palette=None):
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
     from streamnst.nets.checkpoint_io import DEFAULT_STYLE
 
@@ -134,7 +139,8 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
     settings = StylizerSettings(device=device, dtype=dtype,
                                 scale=1.0 if scale is None else scale, threads=threads,
                                 backend=backend, max_side=max_side or None, shading=shading,
-                                canvas=canvas, keep_colors=keep_colors, keep_face=keep_face)
+                                canvas=canvas, keep_colors=keep_colors, keep_face=keep_face,
+                                palette=palette)
     return Stylizer(style or DEFAULT_STYLE, settings)
 
 

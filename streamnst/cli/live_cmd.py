@@ -72,7 +72,8 @@ def _config(o: dict):
 
     stylizer = StylizerSettings(device=o["device"], dtype=o["dtype"], threads=o["threads"],
                                 backend=o["backend"], shading=o["shading"], canvas=o["canvas"],
-                                keep_colors=o["keep_colors"], keep_face=o["keep_face"])
+                                keep_colors=o["keep_colors"], keep_face=o["keep_face"],
+                                palette=o["palette"])
     fixed = {} if o["max_side"] is None else {"max_side": o["max_side"]}
     return LiveConfig(o["source_spec"], tuple(o["outputs"]) or ("vcam",),
                       o["style"] or DEFAULT_STYLE, None if o["scale"] == "auto" else o["scale"],

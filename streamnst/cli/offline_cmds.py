@@ -32,7 +32,8 @@ from streamnst.offline.gatys import INITS, OPTIMIZERS, GatysSettings
               help="Stop a video after this many frames.")
 @blend_options
 def stylize(input_path, output_path, style, device, dtype, scale, max_side, threads, backend,
-            shading, canvas, keep_colors, keep_face, overwrite, max_frames, blend, strength):
+            shading, palette, canvas, keep_colors, keep_face, overwrite, max_frames, blend,
+            strength):
     """Stylise an image or a video file (mp4/H.264, webm/VP9 or an animated gif, by suffix).
 
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
@@ -47,7 +48,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
     blender = Blender(BlendSettings(mode=blend, strength=strength))
     stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side, shading,
-                             canvas, keep_colors, keep_face)
+                             canvas, keep_colors, keep_face, palette)
     faces = FaceKeeper()  # in line: a render is the same every time
 
     def process(image):

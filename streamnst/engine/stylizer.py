@@ -20,6 +20,7 @@ from streamnst.core.stages import StageTimes
 from streamnst.engine.canvas import add_canvas, add_grain
 from streamnst.engine.colours import keep_colors
 from streamnst.engine.faces import FaceKeeper, keep_face, still_mask
+from streamnst.engine.palette import PaletteMatch
 from streamnst.engine.runner import ModelSettings, make_runner
 from streamnst.engine.shading import keep_shading
 from streamnst.engine.temporal import Blender, Motion
@@ -48,6 +49,9 @@ class FrameSettings:
     # the grain (levels of 255) the network paints flat regions from (engine/canvas.py);
     # None: the amount the style was trained with
     canvas: float | None = None
+    # how far each frame's colours move toward the painting's, 0..1 (engine/palette.py);
+    # None: the amount stored with the style
+    palette: float | None = None
     # the input's colours with the painting's light and strokes (engine/colours.py)
     keep_colors: bool = False
     # how much of a person's own face shows through, 0..1 (engine/faces.py); None: the
@@ -63,6 +67,8 @@ class FrameSettings:
             raise InputError(f"shading must be between 0 and 1, got {self.shading}")
         if self.canvas is not None and not 0.0 <= self.canvas <= MAX_CANVAS:
             raise InputError(f"canvas must be between 0 and {MAX_CANVAS:g}, got {self.canvas}")
+        if self.palette is not None and not 0.0 <= self.palette <= 1.0:
+            raise InputError(f"palette must be between 0 and 1, got {self.palette}")
         if self.keep_face is not None and not 0.0 <= self.keep_face <= 1.0:
             raise InputError(f"keep-face must be between 0 and 1, got {self.keep_face}")
 
@@ -108,6 +114,8 @@ class Stylizer:
         self.runner = make_runner(self.checkpoint, self.settings.model)
         self.shading = _or(self.settings.shading, self.checkpoint.shading)
         self.canvas = _or(self.settings.canvas, self.checkpoint.canvas)
+        self.palette = _palette(self.checkpoint, _or(self.settings.palette,
+                                                     self.checkpoint.palette))
         self.stages = StageTimes()  # the pipeline hands in its own
         log.info("stylizer: style=%s arch=%s backend=%s device=%s dtype=%s channels_last=%s "
                  "scale=%s", self.name, self.checkpoint.arch, self.runner.backend, self.device,
@@ -169,6 +177,7 @@ class Stylizer:
                 "dtype": self.dtype_name, "channels_last": self.channels_last,
                 "scale": self.settings.scale, "max_side": self.settings.max_side,
                 "shading": self.shading, "canvas": self.canvas,
+                "palette": self.palette.amount if self.palette else 0.0,
                 "keep_colors": self.settings.keep_colors, "keep_face": self.keep_face}
 
     def scale_for(self, h: int, w: int) -> float:
@@ -216,7 +225,7 @@ class Stylizer:
 
     def finish(self, painting: Painting, blend: Blender | None = None,
                faces: FaceKeeper | None = None) -> np.ndarray:
-        """The chain's second half: the network's picture, shading, the blend, faces,
+        """The chain's second half: the network's picture, shading, palette, the blend, faces,
         colours, and the resize back."""
         timed = self.stages.time
         image, work, motion = painting.image, painting.work, painting.motion
@@ -225,6 +234,9 @@ class Stylizer:
         if self.shading > 0.0:
             with timed("shading"):
                 out = keep_shading(work, out, self.shading)
+        if self.palette is not None:  # a video's frames are followed, a picture matched
+            with timed("palette"):
+                out = self.palette(out, follow=blend is not None)
         if blend is not None:
             out = blend(work, out, motion)
         if self.keep_face > 0.0:  # after the blend: its memory stays all painting
@@ -272,3 +284,15 @@ class Stylizer:
 
 def _or(value: float | None, default: float) -> float:
     return default if value is None else value
+
+
+def _palette(checkpoint: StyleCheckpoint, amount: float) -> PaletteMatch | None:
+    """The palette step for `amount` of the style's painting (its stored thumbnail)."""
+    if amount <= 0.0:
+        return None
+    thumbnail = checkpoint.style.get("thumbnail")
+    if thumbnail is None:
+        log.warning("%s: no painting stored with the style, so no palette to match",
+                    checkpoint.name)
+        return None
+    return PaletteMatch(np.ascontiguousarray(np.asarray(thumbnail, dtype=np.uint8)), amount)

@@ -175,7 +175,9 @@ class Learner:
         checkpoint = StyleCheckpoint(name=self.name, path=self.out, arch="unet",
                                      arch_args=dict(model.config), model=model,
                                      style={"name": self.name, "shading": trainer.config.shading,
-                                            "canvas": trainer.config.canvas})
+                                            "canvas": trainer.config.canvas,
+                                            "palette": trainer.config.palette,
+                                            "thumbnail": trainer.thumbnail()})
         running = self.pipeline.stylizer
         self.pipeline.styles.offer(Stylizer(checkpoint, running.settings))
 

@@ -4,7 +4,8 @@ A streamnst checkpoint is a plain dict saved with `torch.save` and loaded with
 `weights_only=True` (no pickled code ever runs):
 
     format: "streamnst-style", version: int, arch: str, arch_args: dict,
-    state_dict: {name: tensor}, style: {name, image, thumbnail (uint8 HxWx3), shading, canvas},
+    state_dict: {name: tensor},
+    style: {name, image, thumbnail (uint8 HxWx3), shading, canvas, palette},
     training: {settings that produced it}
 
 Raw pytorch/examples `fast_neural_style` state dicts load too, as TransformerNet.
@@ -74,6 +75,12 @@ class StyleCheckpoint:
         """How much of a person's own face this style lets show through by default
         (engine/faces.py); 0 if none is stored."""
         return self._stored_amount("keep_face", 1.0)
+
+    @property
+    def palette(self) -> float:
+        """How far (0-1) this style moves each frame's colours toward its painting's by
+        default (engine/palette.py); 0 if none is stored."""
+        return self._stored_amount("palette", 1.0)
 
     @property
     def canvas(self) -> float:

@@ -73,6 +73,9 @@ class TrainConfig:
     # the grain (levels of 255) added to every crop the network sees, and stored with the
     # style for `stylize` and `live` (engine/canvas.py): strokes on flat walls
     canvas: float = 0.0
+    # stored with the style: how far `stylize` and `live` move each frame's colours toward
+    # the painting's (engine/palette.py); it changes no training step
+    palette: float = 0.0
     clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 200
@@ -103,6 +106,8 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0")
         if not 0.0 <= self.shading <= 1.0:
             raise InputError(f"--shading must be between 0 and 1, got {self.shading}")
+        if not 0.0 <= self.palette <= 1.0:
+            raise InputError(f"--palette must be between 0 and 1, got {self.palette}")
         if not 0.0 <= self.canvas <= MAX_CANVAS:
             raise InputError(f"--canvas must be between 0 and {MAX_CANVAS:g}, got {self.canvas}")
 

@@ -4,9 +4,11 @@ The bank (nets/conditional.py) holds one trunk trained on every gallery painting
 is only its batch norms' scale and shift (~1,600 trainable numbers). A new painting starts
 from the bank style nearest to it (by Gram distance in the loss network) and trains
 those numbers alone, with the bank's own recipe (canvas grain, noise and motion
-stabilisation from the first step, since the trunk is already steady), for a time budget
-rather than a step count. Without `--data` it trains on the frames that ship with the
-package (people, faces and rooms: media/assets/frames).
+stabilisation from the first step, since the trunk is already steady; the stabilisation
+weighted STEADIER times heavier), for a time budget rather than a step count. The style
+stores a SHADING and a PALETTE amount: `live` and `stylize` give each frame the painting's colours
+(engine/palette.py). Without `--data` it trains on the frames that ship with the package
+(people, faces and rooms: media/assets/frames).
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ from streamnst.training.trainer import Trainer
 DEFAULT_BANK = "gallery" + BANK_SUFFIX
 #: modules trained besides the modulation; none (the output conv too was worse: docs/gallery.md)
 EXTRA: tuple[str, ...] = ()
+#: how far a quick style moves each frame's colours toward its painting's (stored with it,
+#: engine/palette.py): its modulation brings the strokes in minutes, but the network maps
+#: colours by content, so a room unlike its training frames kept most of its own
+PALETTE = 0.75
+#: a quick run weights the noise and motion stabilisation this many times the bank's:
+#: with only its modulation free, the bank's weights left a Mondrian's fine strokes
+#: flickering (3.9x the input's warping error; 2.6x at twice the weights, while 3x took a
+#: Turner's strokes away: docs/gallery.md)
+STEADIER = 2.0
+#: how much of each frame's own light and shade a quick style gives back live (stored,
+#: engine/shading.py; the bank's styles store 0.5): with only its modulation learnt, a
+#: quick style's strokes stay flatter than a full style's, and more of the frame's shading
+#: keeps faces and edges legible and the strokes steadier, at no cost in colour or texture
+SHADING = 0.75
 #: the painting is compared with the bank's thumbnails at their size
 NEAREST_SIZE = 128
 #: the recipe's settings a quick run takes from the bank's own training
@@ -71,9 +87,12 @@ def plan(painting: str | Path, out: str | Path, data: str | Path | None = None,
     recipe = read_bank(bank_path).get("training") or {}
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()
                 if k in _FROM_BANK}
+    for term in ("noise_weight", "motion_weight"):
+        settings[term] = STEADIER * settings.get(term, getattr(TrainConfig, term))
     base = TrainConfig(style_image=str(painting), data=str(data_dir), out=str(out),
                        lr=lr, seed=seed, stab_start=0, stab_ramp=0, num_samples=0,
-                       device=device, dtype=dtype, **settings)
+                       palette=PALETTE, device=device, dtype=dtype,
+                       **{**settings, "shading": SHADING})
     if vgg is None:  # the trainer's layers, so the one load serves both
         from streamnst.nets.vgg import load_vgg
 
@@ -110,6 +129,10 @@ def gram_distances(painting: np.ndarray, bank: Path, config: TrainConfig,
 class QuickTrainer(Trainer):
     """The Trainer on a bank style's network with only its batch norms' scale and shift
     trainable, for a time budget; the learning rate decays over the last quarter of it."""
+
+    # the trunk's statistics stay the bank's: each step trains the very network that runs
+    # live, not one normalised by a batch of four crops
+    BATCH_STATISTICS = False
 
     def __init__(self, config: TrainConfig, vgg=None, extra: tuple[str, ...] = EXTRA) -> None:
         """`extra`: modules (by name) trained besides the modulation."""

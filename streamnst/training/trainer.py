@@ -72,6 +72,10 @@ def _pick_samples(files: list[Path], count: int) -> list[Path]:
 
 
 class Trainer:
+    #: batch norms normalise by each batch's statistics while training (and keep running
+    #: ones for inference); False trains with the running ones, as inference runs
+    BATCH_STATISTICS = True
+
     def __init__(self, config: TrainConfig, vgg: VGGFeatures | None = None) -> None:
         self.config = config
         self.dist = distributed.from_env()
@@ -227,7 +231,7 @@ class Trainer:
         return self.config.batch * self.dist.world
 
     def train_step(self) -> dict[str, float]:
-        self.net.train()
+        self.net.train(self.BATCH_STATISTICS)
         for group in self.opt.param_groups:  # a group may run at a share of the rate
             group["lr"] = self.lr_at(self.step) * group.get("scale", 1.0)
         x = self._local_batch().to(self.device)
@@ -250,7 +254,8 @@ class Trainer:
         """The style file `stylize` and `live` load, with the settings that made it."""
         c = self.config
         style = {"name": c.style_name, "image": Path(c.style_image).name,
-                 "thumbnail": self.thumbnail(), "shading": c.shading, "canvas": c.canvas}
+                 "thumbnail": self.thumbnail(), "shading": c.shading, "canvas": c.canvas,
+                 "palette": c.palette}
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
                     if k not in ("out", "run_dir", "device", "data", "vgg", "init_from")}
         # file and folder names only: a checkpoint travels, the trainer's paths do not

@@ -19,7 +19,8 @@ from streamnst.live.session import LiveConfig, build_session
 from streamnst.live.sinks import NullSink
 from streamnst.live.sources import ImageSource
 from streamnst.live.webrtc import WebRTCSink
-from streamnst.nets.checkpoint_io import available_styles, user_dir
+from streamnst.nets.checkpoint_io import available_styles, load_style, user_dir
+from streamnst.training.quick import PALETTE
 
 FAST = StylizerSettings(device="cpu", scale=0.25)
 
@@ -66,6 +67,7 @@ def test_a_painting_is_learnt_live_swapped_in_and_saved(tmp_path, scene, monkeyp
         with pytest.raises(Exception, match="one painting at a time"):
             pipe.learning.start(painting)
         assert _wait(lambda: pipe.stylizer.name == learner.name, 120), learner.progress()
+        assert pipe.stylizer.describe()["palette"] == PALETTE  # with the painting's colours
         flowing = pipe.stats.frames_out
         assert _wait(lambda: pipe.stats.frames_out > flowing + 5, 20)  # frames keep coming
         assert _wait(lambda: learner.state == "done", 120), learner.progress()
@@ -75,6 +77,7 @@ def test_a_painting_is_learnt_live_swapped_in_and_saved(tmp_path, scene, monkeyp
     assert learner.saved == saved and saved.parent == user_dir()
     assert saved.stem == "my_stripes_" + saved.stem.rsplit("_", 1)[1]
     assert saved.stem in available_styles()  # `streamnst styles` lists it
+    assert load_style(saved).palette == PALETTE
     # the next session with the same painting starts with the saved style at once
     notices = []
     from streamnst.live.session import SessionHooks
