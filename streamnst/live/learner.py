@@ -174,10 +174,7 @@ class Learner:
         model = copy.deepcopy(trainer.net).eval()
         checkpoint = StyleCheckpoint(name=self.name, path=self.out, arch="unet",
                                      arch_args=dict(model.config), model=model,
-                                     style={"name": self.name, "shading": trainer.config.shading,
-                                            "canvas": trainer.config.canvas,
-                                            "palette": trainer.config.palette,
-                                            "thumbnail": trainer.thumbnail()})
+                                     style=trainer.style_metadata())  # as the file will be
         running = self.pipeline.stylizer
         self.pipeline.styles.offer(Stylizer(checkpoint, running.settings))
 

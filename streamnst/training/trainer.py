@@ -250,12 +250,17 @@ class Trainer:
     def thumbnail(self) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(resize_max_side(self.style_rgb, 128)))
 
+    def style_metadata(self) -> dict:
+        """The style's own entry of its file (name, painting, the amounts `live` uses)."""
+        c = self.config
+        return {"name": c.style_name, "image": Path(c.style_image).name,
+                "thumbnail": self.thumbnail(), "shading": c.shading, "canvas": c.canvas,
+                "palette": c.palette}
+
     def save_checkpoint(self) -> Path:
         """The style file `stylize` and `live` load, with the settings that made it."""
         c = self.config
-        style = {"name": c.style_name, "image": Path(c.style_image).name,
-                 "thumbnail": self.thumbnail(), "shading": c.shading, "canvas": c.canvas,
-                 "palette": c.palette}
+        style = self.style_metadata()
         training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()
                     if k not in ("out", "run_dir", "device", "data", "vgg", "init_from")}
         # file and folder names only: a checkpoint travels, the trainer's paths do not
