@@ -133,9 +133,10 @@ def _config(style_image, data, out, run_dir, name, resume, style_layers, style_l
 @click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", default="", help="Style name (default: the image's file name).")
 @click.option("--quick", is_flag=True,
-              help="Minutes, not hours: fit only the painting's modulation on the shared "
-                   "bank's network, starting from its nearest style, with the bank's recipe "
-                   "(the recipe options below are not used); --data is optional.")
+              help="Minutes, not hours: fit the painting's modulation and output conv on the "
+                   "shared bank's network, starting from its nearest style, with the bank's "
+                   "recipe, steering its stabilisation by its live warp (the recipe options "
+                   "below are not used); --data is optional.")
 @click.option("--minutes", default=4.0, show_default=True, type=click.FloatRange(0.05, 120),
               help="--quick: how long to train (start-up comes on top: about 20 s).")
 @click.option("--bank", default=None, type=click.Path(dir_okay=False, path_type=Path),
@@ -190,7 +191,7 @@ def train_bank(style_list, resume, **options):
 
 
 def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | None) -> None:
-    """`train --quick`: the painting's modulation on the bank's trunk, for `minutes`."""
+    """`train --quick`: the painting's modulation and output conv on the bank's trunk."""
     from streamnst.media.imageio import read_image
     from streamnst.training.quick import QuickTrainer, plan
 
@@ -210,6 +211,9 @@ def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | Non
                             info=f"step {step} style={losses['style']:.3f}")
 
         written = trainer.run_for(60.0 * minutes, on_step)
+    for fraction, ratio, steadiness in trainer.looks:
+        console.print(f"at {fraction:.0%}: live warp {ratio:.2f}x the input's, stabilisation "
+                      f"now {steadiness:.2f}x")
     console.print(f"wrote {written} after {trainer.step} steps; try it: "
                   f"streamnst live --style {written}")
 

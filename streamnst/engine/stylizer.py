@@ -116,6 +116,10 @@ class Stylizer:
         self.canvas = _or(self.settings.canvas, self.checkpoint.canvas)
         self.palette = _palette(self.checkpoint, _or(self.settings.palette,
                                                      self.checkpoint.palette))
+        # a kept face takes the painting's palette too (its own statistics followed), so
+        # it does not show as the camera's bright patch in a dark painting
+        self.face_palette = _palette(self.checkpoint, self.palette.amount) \
+            if self.palette is not None else None
         self.stages = StageTimes()  # the pipeline hands in its own
         log.info("stylizer: style=%s arch=%s backend=%s device=%s dtype=%s channels_last=%s "
                  "scale=%s", self.name, self.checkpoint.arch, self.runner.backend, self.device,
@@ -244,7 +248,8 @@ class Stylizer:
                 size = work.shape[:2]  # faces are searched for at the frame's own size
                 mask = faces.mask(image, size, motion) if faces is not None \
                     else still_mask(image, size)
-                out = keep_face(work, out, mask, self.keep_face)
+                out = keep_face(self._face_source(work, blend is not None), out, mask,
+                                self.keep_face)
         if self.settings.keep_colors:  # last: the output's colours are exactly the input's
             with timed("colours"):
                 out = keep_colors(work, out)
@@ -252,6 +257,11 @@ class Stylizer:
             with timed("resize"):
                 out = resize_to(out, image.shape[1::-1])
         return out
+
+    def _face_source(self, work: np.ndarray, follow: bool) -> np.ndarray:
+        """What a kept face shows: the frame itself, in the painting's palette where the
+        style has one."""
+        return work if self.face_palette is None else self.face_palette(work, follow=follow)
 
     def _working(self, image: np.ndarray) -> np.ndarray:
         """The frame at the working size (itself where that is its own size)."""

@@ -14,7 +14,6 @@ keeps the current style and writes nothing.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import re
@@ -28,7 +27,7 @@ import torch
 from streamnst.core.errors import InputError, StreamNSTError
 from streamnst.engine.stylizer import Stylizer
 from streamnst.media.imageio import IMAGE_SUFFIXES
-from streamnst.nets.checkpoint_io import StyleCheckpoint, user_dir
+from streamnst.nets.checkpoint_io import user_dir
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +170,7 @@ class Learner:
         result is saved, but the user's choice stays on screen."""
         if self.pipeline.style_name not in (self.name, self.nearest):
             return
-        model = copy.deepcopy(trainer.net).eval()
-        checkpoint = StyleCheckpoint(name=self.name, path=self.out, arch="unet",
-                                     arch_args=dict(model.config), model=model,
-                                     style=trainer.style_metadata())  # as the file will be
+        checkpoint = trainer.snapshot()  # as the file will be
         running = self.pipeline.stylizer
         self.pipeline.styles.offer(Stylizer(checkpoint, running.settings))
 

@@ -85,6 +85,25 @@ class WarpingReport:
         return {k: getattr(self, k) for k in keys}
 
 
+def pair_flow(est: FlowEstimator, cur: np.ndarray, nxt: np.ndarray
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flow cur->next of two ORIGINAL frames and the mask of the pixels it can be
+    trusted at (neither occluded nor on a motion boundary): what a warping error is
+    measured over."""
+    f_cn = flow_to_tensor(est(cur, nxt))
+    f_nc = flow_to_tensor(est(nxt, cur))
+    return f_cn, consistency_mask(f_cn, f_nc)
+
+
+def _to_size(stylized: np.ndarray, original: np.ndarray) -> np.ndarray:
+    check_image(stylized, "stylised frame")
+    check_image(original, "original frame")
+    if stylized.shape != original.shape:
+        stylized = cv2.resize(stylized, (original.shape[1], original.shape[0]),
+                              interpolation=cv2.INTER_AREA)
+    return stylized
+
+
 def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray],
                    flow_max_side: int | None = 640) -> WarpingReport:
     """Warping error of `stylized` frames, and of `original` frames, over the same masks."""
@@ -93,19 +112,13 @@ def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray
     prev = first = None
     frames = 0
     for s_img, o_img in zip(stylized, original, strict=False):
-        check_image(s_img, "stylised frame")
-        check_image(o_img, "original frame")
-        if s_img.shape != o_img.shape:
-            s_img = cv2.resize(s_img, (o_img.shape[1], o_img.shape[0]),
-                               interpolation=cv2.INTER_AREA)
+        s_img = _to_size(s_img, o_img)
         frames += 1
         sharp_s.append(laplacian_variance(s_img))
         sharp_o.append(laplacian_variance(o_img))
         if prev is not None:
             ps, po = prev
-            f_cn = flow_to_tensor(est(po, o_img))
-            f_nc = flow_to_tensor(est(o_img, po))
-            mask = consistency_mask(f_cn, f_nc)
+            f_cn, mask = pair_flow(est, po, o_img)
             valid.append(float(mask.mean()))
             per_s.append(pair_warping_error(ps, s_img, mask, f_cn))
             per_o.append(pair_warping_error(po, o_img, mask, f_cn))
@@ -120,6 +133,33 @@ def warping_errors(stylized: Iterable[np.ndarray], original: Iterable[np.ndarray
     return WarpingReport(es, eo, es / eo if eo > 0 else inf, frames, float(np.mean(sharp_s)),
                          float(np.mean(sharp_o)), float(np.mean(valid)),
                          frozen / eo if eo > 0 else inf, per_s, per_o)
+
+
+class WarpReference:
+    """A short original clip with its flows and masks computed once, to score many
+    stylisations of it (a training run checking its own steadiness now and then): the
+    same warping-error ratio as warping_errors, without the flows each time."""
+
+    def __init__(self, original: list[np.ndarray], flow_max_side: int | None = 640) -> None:
+        if len(original) < 2:
+            raise InputError("a warp reference needs at least two frames")
+        est = FlowEstimator(flow_max_side, preset="medium")
+        self.frames = original
+        self.pairs = [pair_flow(est, original[i], original[i + 1])
+                      for i in range(len(original) - 1)]
+        self.error_original = self._error(original)
+
+    def _error(self, frames: list[np.ndarray]) -> float:
+        return float(np.nanmean([pair_warping_error(frames[i], frames[i + 1], mask, flow)
+                                 for i, (flow, mask) in enumerate(self.pairs)]))
+
+    def ratio(self, stylized: list[np.ndarray]) -> float:
+        """The warping error of `stylized` (one per reference frame) over the original's."""
+        if len(stylized) != len(self.frames):
+            raise InputError(f"{len(stylized)} stylised frames for a {len(self.frames)}-frame "
+                             "reference")
+        error = self._error([_to_size(s, o) for s, o in zip(stylized, self.frames, strict=True)])
+        return error / self.error_original if self.error_original > 0 else float("inf")
 
 
 STILL_LEVELS = 1.0  # an input pixel that changed less than this (of 255) did not move

@@ -76,6 +76,9 @@ class TrainConfig:
     # stored with the style: how far `stylize` and `live` move each frame's colours toward
     # the painting's (engine/palette.py); it changes no training step
     palette: float = 0.0
+    # stored with the style: how much of a person's own face `stylize` and `live` let
+    # show through by default (engine/faces.py); it changes no training step
+    keep_face: float = 0.0
     clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 200
@@ -108,6 +111,8 @@ class TrainConfig:
             raise InputError(f"--shading must be between 0 and 1, got {self.shading}")
         if not 0.0 <= self.palette <= 1.0:
             raise InputError(f"--palette must be between 0 and 1, got {self.palette}")
+        if not 0.0 <= self.keep_face <= 1.0:
+            raise InputError(f"--keep-face must be between 0 and 1, got {self.keep_face}")
         if not 0.0 <= self.canvas <= MAX_CANVAS:
             raise InputError(f"--canvas must be between 0 and {MAX_CANVAS:g}, got {self.canvas}")
 

@@ -31,7 +31,7 @@ from streamnst.engine.canvas import add_canvas, canvas_grain
 from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import run_padded
-from streamnst.nets.checkpoint_io import read_checkpoint_file, save_style
+from streamnst.nets.checkpoint_io import StyleCheckpoint, read_checkpoint_file, save_style
 from streamnst.nets.losses import content_loss, gram, style_loss, tv_loss
 from streamnst.nets.vgg import VGGFeatures, load_vgg
 from streamnst.training import distributed, runfiles
@@ -255,7 +255,21 @@ class Trainer:
         c = self.config
         return {"name": c.style_name, "image": Path(c.style_image).name,
                 "thumbnail": self.thumbnail(), "shading": c.shading, "canvas": c.canvas,
-                "palette": c.palette}
+                "palette": c.palette, "keep_face": c.keep_face}
+
+    def _plain_network(self) -> nn.Module:
+        """A copy of the network as it stands, on the CPU, outside any wrapper."""
+        net = self.config.new_network()
+        net.load_state_dict(self.net.state_dict())
+        return net
+
+    def snapshot(self) -> StyleCheckpoint:
+        """The network as it stands, as the style it will be saved as (in memory, a copy:
+        training goes on without touching it)."""
+        net = self._plain_network()
+        return StyleCheckpoint(name=self.config.style_name, path=Path(self.config.out),
+                               arch="unet", arch_args=dict(net.config), model=net.eval(),
+                               style=self.style_metadata())
 
     def save_checkpoint(self) -> Path:
         """The style file `stylize` and `live` load, with the settings that made it."""
@@ -269,9 +283,8 @@ class Trainer:
                         **self.data_info)
         if c.init_from:
             training["init_from"] = Path(c.init_from).name
-        net = c.new_network()
-        net.load_state_dict(self.net.state_dict())
-        return save_style(c.out, net, "unet", style=style, training=training)
+        return save_style(c.out, self._plain_network(), "unet", style=style,
+                          training=training)
 
     @torch.no_grad()
     def sample_sheet(self) -> np.ndarray | None:

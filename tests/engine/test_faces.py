@@ -3,6 +3,7 @@ demo clip: Intel's ASL signers), the soft mask and its smoothing over time, and 
 control from the engine, the CLI, the HTTP API and a running pipeline."""
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from recording_camera import RecordingCamera
 from streamnst.engine import faces as keeping
 from streamnst.engine.face_detect import Face, FaceDetector, to_gray
 from streamnst.engine.faces import FaceKeeper, face_mask, keep_face
+from streamnst.engine.palette import moments
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import Blender
 from streamnst.live.pipeline import Pipeline
@@ -90,6 +92,27 @@ def test_keep_face_one_spares_the_face_and_paints_the_background(close_up):
     some = stylizer.stylize(close_up)
     assert _region_change(kept, close_up, mask, True) < _region_change(some, close_up, mask, True) \
         < _region_change(default, close_up, mask, True)
+
+
+def test_a_kept_face_takes_the_palette_of_a_style_that_has_one(close_up):
+    """With a palette (engine/palette.py), the face kept is the frame's own in the
+    painting's colours: it sits in the dark painting as it sat in the bright room, not as
+    the camera's bright patch."""
+    kept = {amount: Stylizer("starry_night", replace(FAST, keep_face=1.0, palette=amount))
+            .stylize(close_up) for amount in (0.0, 1.0)}
+    face = FaceDetector().find_all(to_gray(close_up))[0]
+    inside = face_mask(close_up.shape[:2], [(face, 1.0)]) >= 0.99
+
+    def face_over_frame(image) -> float:  # the face's mean lightness (Y) over the frame's
+        return float(moments(np.ascontiguousarray(image[inside][None]))[0]
+                     - moments(image)[0])
+
+    own = face_over_frame(close_up)  # darker than the bright wall behind it
+    assert abs(face_over_frame(kept[1.0]) - own) < 10
+    assert abs(face_over_frame(kept[0.0]) - own) > 30  # the untoned face: a bright patch
+    # the frame's own features: the toned face follows the input's light and dark
+    grey = {k: v[inside].astype(np.float32).mean(axis=1) for k, v in kept.items()}
+    assert np.corrcoef(grey[0.0], grey[1.0])[0, 1] > 0.95
 
 
 def test_a_frame_without_a_face_is_unchanged_by_the_option(wall):

@@ -7,9 +7,10 @@ import torch
 from cli_helpers import assert_clean_error, run_cli
 from media import make_video
 
+from streamnst.core.errors import InputError
 from streamnst.engine.flow import FlowEstimator, consistency_mask, flow_to_tensor, read_flo, warp
 from streamnst.media.imageio import read_image
-from streamnst.offline.metrics import warping_errors
+from streamnst.offline.metrics import WarpReference, warping_errors
 
 SINTEL = Path(__file__).resolve().parents[3] / "shared" / "data" / "flow" / "sintel_clean"
 
@@ -42,6 +43,22 @@ def test_exact_warps_have_near_zero_error_and_flicker_raises_it():
     assert noisy.ewarp_stylized > 5 * clean.ewarp_stylized
     assert noisy.ratio > 5
     assert abs(noisy.ewarp_original - clean.ewarp_original) < 1e-9
+
+
+def test_a_warp_reference_scores_as_warping_errors_does():
+    """Flows computed once serve many stylisations, with the very ratio warping_errors
+    gives; a flickering stylisation scores far higher than a steady one."""
+    frames = panning()
+    rng = np.random.default_rng(2)
+    flicker = [np.clip(f.astype(int) + rng.integers(-20, 21), 0, 255).astype(np.uint8)
+               for f in frames]
+    reference = WarpReference(frames)
+    for stylized in (frames, flicker):
+        assert reference.ratio(stylized) == pytest.approx(
+            warping_errors(stylized, frames).ratio, rel=1e-6)
+    assert reference.ratio(flicker) > 5 * reference.ratio(frames)
+    with pytest.raises(InputError, match="8-frame"):
+        reference.ratio(frames[:3])
 
 
 def test_frozen_ratio_shows_what_texture_costs_under_flow_noise():
