@@ -146,8 +146,9 @@ def gram_distances(painting: np.ndarray, bank: Path, config: TrainConfig,
 
 class QuickTrainer(Trainer):
     """The Trainer on a bank style's network with only its batch norms' scale and shift
-    trainable, for a time budget; the learning rate decays over the last quarter of it.
-    At CHECKS it measures its live warp and moves its stabilisation into WARP_BAND."""
+    (and the EXTRA modules) trainable, for a time budget; the learning rate decays over the
+    last quarter of it. At CHECKS it measures its live warp and moves its stabilisation
+    into WARP_BAND."""
 
     # the trunk's statistics stay the bank's: each step trains the very network that runs
     # live, not one normalised by a batch of four crops
