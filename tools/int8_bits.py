@@ -19,11 +19,6 @@ import click
 import numpy as np
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
-
-
 @click.command()
 @click.option("--threads", default=1, show_default=True)
 @click.option("--style", default="starry_night", show_default=True)
@@ -33,7 +28,7 @@ def main(threads: int, style: str) -> None:
     from streamnst.engine.stylizer import Stylizer, StylizerSettings
     from streamnst.media.demo import demo_clip
     from streamnst.media.imageio import resize_to
-    from streamnst.offline.metrics import read_frames
+    from streamnst.offline.metrics import psnr, read_frames
 
     frames = [resize_to(f, (640, 360)) for f in islice(read_frames(demo_clip()), 0, 120, 6)]
     given = ort_quant.quantize_static
@@ -53,15 +48,15 @@ def main(threads: int, style: str) -> None:
             start = time.perf_counter()
             stylizer.stylize(frame)
             times[bits].append(time.perf_counter() - start)
-    psnr: dict[int, list[float]] = {8: [], 7: []}
+    db: dict[int, list[float]] = {8: [], 7: []}
     for frame in frames:
         reference = fp32.stylize(frame)
         for bits, stylizer in stylizers.items():
-            psnr[bits].append(_psnr(stylizer.stylize(frame), reference))
+            db[bits].append(psnr(stylizer.stylize(frame), reference))
     for bits in (8, 7):
         print(f"{bits}-bit weights: {np.median(times[bits]) * 1000:.1f} ms/frame (median, "
-              f"{threads} thread(s)); PSNR from fp32 min {min(psnr[bits]):.1f}, median "
-              f"{np.median(psnr[bits]):.1f} dB")
+              f"{threads} thread(s)); PSNR from fp32 min {min(db[bits]):.1f}, median "
+              f"{np.median(db[bits]):.1f} dB")
     print(f"time, 7-bit / 8-bit: {np.median(times[7]) / np.median(times[8]):.2f}x")
 
 

@@ -38,6 +38,13 @@ def pair_warping_error(cur: np.ndarray, nxt: np.ndarray, mask: torch.Tensor,
     return float((sq * mask).sum() / valid) if valid > 0 else float("nan")
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images, in dB (how near one backend's output
+    is to another's)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
 def laplacian_variance(image: np.ndarray) -> float:
     """Sharpness: variance of the Laplacian of the grey image (higher is sharper)."""
     gray = cv2.cvtColor(check_image(image), cv2.COLOR_RGB2GRAY)

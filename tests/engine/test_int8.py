@@ -13,7 +13,7 @@ from streamnst.engine.temporal import Blender, BlendSettings
 from streamnst.media.demo import demo_clip
 from streamnst.media.video import VideoReader
 from streamnst.nets import quantize
-from streamnst.offline.metrics import warping_errors
+from streamnst.offline.metrics import psnr, warping_errors
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +36,6 @@ def _render(stylizer: Stylizer, frames: list[np.ndarray], mode: str) -> list[np.
     return [stylizer.stylize(f, blend) for f in frames]
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
-
-
 def test_int8_looks_like_fp32_and_flickers_no_more(clip, cache, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", cache)
     fp32 = Stylizer("starry_night", StylizerSettings(dtype="fp32", threads=2))
@@ -48,8 +43,8 @@ def test_int8_looks_like_fp32_and_flickers_no_more(clip, cache, monkeypatch):
     assert (int8.dtype_name, int8.runner.backend) == ("int8", "onnx")
     assert int8.describe()["dtype"] == "int8"
     a, b = _render(fp32, clip, "off"), _render(int8, clip, "off")
-    psnr = min(_psnr(x, y) for x, y in zip(a, b, strict=True))
-    assert psnr >= 35.0, psnr
+    worst = min(psnr(x, y) for x, y in zip(a, b, strict=True))
+    assert worst >= 35.0, worst
     ra = warping_errors(_render(fp32, clip, "flow"), clip).ratio
     rb = warping_errors(_render(int8, clip, "flow"), clip).ratio
     assert abs(rb - ra) <= 0.10 * ra, (ra, rb)
