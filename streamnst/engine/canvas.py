@@ -71,17 +71,29 @@ class MovingCanvas:
     def reset(self) -> None:
         self._grain = None
 
-    def follow(self, flow: np.ndarray | None, reliable: np.ndarray | None,
+    def follow(self, flow, reliable: np.ndarray | None,
                size: tuple[int, int]) -> np.ndarray:
         """The HxW grain for the current frame, given the flow from it to the previous
-        frame (HxWx2, None after a cut or at the start) and how far to trust it (HxW)."""
+        frame (an HxWx2 array, or the blend's Motion; None after a cut or at the start)
+        and how far to trust it (HxW). A Motion is warped only inside its boxes: the
+        rest of the grain stays where it is."""
         base = screen_grain(*size)
         if flow is None or reliable is None or self._grain is None \
                 or self._grain.shape != base.shape:
             self._grain = base
             return base
         # the flow comes from Blender.track, which already zeroes a still camera's noise
-        warped = warp_image(self._grain, flow, cubic=False)
+        if isinstance(flow, np.ndarray):
+            moved = [((0, size[0], 0, size[1]), warp_image(self._grain, flow, cubic=False))]
+        else:
+            moved = [(box, warp_image(self._grain, flow.flow_in(box), cubic=False,
+                                      origin=(box[2], box[0]))) for box in flow.boxes]
+        # grain = warped * keep + base * (1 - keep): in place, in three passes
         keep = reliable * np.float32(1.0 - self.RELAX)
-        self._grain = warped * keep + base * (1.0 - keep)
-        return self._grain
+        grain = self._grain if self._grain is not base else base.copy()
+        for (y0, y1, x0, x1), warped in moved:
+            grain[y0:y1, x0:x1] = warped
+        np.subtract(grain, base, out=grain)
+        np.multiply(grain, keep, out=grain)
+        self._grain = np.add(grain, base, out=grain)
+        return grain

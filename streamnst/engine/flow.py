@@ -50,14 +50,22 @@ def _base_map(h: int, w: int) -> np.ndarray:
     return np.dstack([xs, ys])
 
 
-def warp_image(image: np.ndarray, flow: np.ndarray, cubic: bool = True) -> np.ndarray:
+def warp_image(image: np.ndarray, flow: np.ndarray, cubic: bool = True,
+               origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """`warp` for HxWxC numpy images and an HxWx2 flow, through OpenCV's remap (several
     times faster than grid_sample on a CPU): out(p) = image(p + flow(p)), border pixels
     repeated. Cubic keeps a picture sharp when it is warped again every frame; uint8
-    results saturate, so cubic overshoot cannot build up."""
+    results saturate, so cubic overshoot cannot build up. `origin`: where `flow`'s first
+    pixel lies in `image` (x, y), to warp one box of a larger picture."""
     h, w = flow.shape[:2]
-    return cv2.remap(image, _base_map(h, w) + flow, None,
-                     cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
+    if origin == (0, 0):
+        grid = _base_map(h, w) + flow
+    else:  # a box: its own coordinates (the cache holds whole frames' maps)
+        x0, y0 = origin
+        grid = flow.copy()
+        grid[..., 0] += np.arange(x0, x0 + w, dtype=np.float32)[None, :]
+        grid[..., 1] += np.arange(y0, y0 + h, dtype=np.float32)[:, None]
+    return cv2.remap(image, grid, None, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -114,6 +114,18 @@ def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`resize_to` a much smaller size=(width, height), faster: exact halvings first
+    (OpenCV's whole-factor area path: 1.7 ms where one 7.5x area resize of a 1080p frame
+    took 6), then one area resize by the rest. Both are box filters, so the result is
+    within a level or two of one area resize; under a 3x step it is that resize."""
+    h, w = image.shape[:2]
+    while min(w / size[0], h / size[1]) >= 3 and w % 2 == 0 and h % 2 == 0:
+        w, h = w // 2, h // 2
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return resize_to(image, size)
+
+
 def resize_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
     """Downscale (area filter) so the longer side is at most `max_side`; never upscale."""
     h, w = image.shape[:2]

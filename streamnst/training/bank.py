@@ -27,6 +27,7 @@ from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import run_padded
 from streamnst.nets.checkpoint_io import BANK_FORMAT, read_checkpoint_file, save_bank
 from streamnst.nets.conditional import StyleBank
+from streamnst.nets.migrate import migrate
 from streamnst.training.config import TrainConfig
 from streamnst.training.trainer import Trainer
 
@@ -139,7 +140,9 @@ class BankTrainer(Trainer):
 
 def _continue_from_bank(bank: StyleBank, data: dict, path: str,
                         styles: list[BankStyle]) -> int:
-    """Load a bank file's trunk and modulations into `bank` (by style name); its step."""
+    """Load a bank file's trunk and modulations into `bank` (by style name); its step.
+    A file of an earlier version is read as this one (nets/migrate.py)."""
+    data = migrate(data)
     if data.get("arch_args") != bank.unet_args():
         raise InputError(f"--init-from {path}: its network unet{data.get('arch_args')} is not "
                          f"this run's unet{bank.unet_args()}")
