@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -75,9 +76,10 @@ def parse_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def autocast(device: torch.device, dtype: torch.dtype, enabled: bool = True):
     """An autocast context for reduced precision, a no-op for fp32 (or enabled=False)."""
+    if device.type not in ("cpu", "cuda"):  # mps, and meta (a check's device)
+        return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype,
-                          enabled=enabled and dtype != torch.float32
-                          and device.type in ("cpu", "cuda"))
+                          enabled=enabled and dtype != torch.float32)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:

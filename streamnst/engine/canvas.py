@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamnst.engine.flow import warp_image
+from streamnst.engine.flow import warp, warp_image
 
 #: size of the grain's blobs, in pixels of the network's input: a few pixels, like a
 #: canvas weave under a brush stroke; coarser grain becomes content of its own
@@ -55,6 +55,25 @@ def add_canvas(frame: np.ndarray, amount: float) -> np.ndarray:
     return add_grain(frame, screen_grain(*frame.shape[:2]), amount)
 
 
+def screen_grain_tensor(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """`screen_grain` as a 1x1xHxW tensor on `device`, uploaded once per size."""
+    key = (h, w, str(device))
+    if key not in _SCREEN_ON_DEVICE:
+        if len(_SCREEN_ON_DEVICE) >= 8:
+            _SCREEN_ON_DEVICE.clear()
+        _SCREEN_ON_DEVICE[key] = torch.tensor(screen_grain(h, w), device=device)[None, None]
+    return _SCREEN_ON_DEVICE[key]
+
+
+_SCREEN_ON_DEVICE: dict[tuple, torch.Tensor] = {}
+
+
+def add_grain_tensor(frame: torch.Tensor, grain: torch.Tensor, amount: float) -> torch.Tensor:
+    """`add_grain` on the device road: 1x3xHxW in [0, 1] plus a 1x1xHxW grain times
+    `amount` levels of 255, the same on R, G and B."""
+    return (frame + grain * (amount / 255.0)).clamp_(0.0, 1.0)
+
+
 class MovingCanvas:
     """The grain carried along by the picture's motion, frame to frame (after Bousseau et
     al.'s texture advection for watercolour video): strokes painted from it then move with
@@ -66,10 +85,26 @@ class MovingCanvas:
     RELAX = 0.05  # share of the screen grain mixed back in every frame
 
     def __init__(self) -> None:
-        self._grain: np.ndarray | None = None
+        self.reset()
 
     def reset(self) -> None:
         self._grain = None
+        self._grain_t: torch.Tensor | None = None  # the same, on the device road
+
+    def follow_tensor(self, flow: torch.Tensor | None, reliable: torch.Tensor | None,
+                      size: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """`follow` on the device road: 1x2xHxW flow and 1x1xHxW trust on `device` (None
+        after a cut or at the start) -> the 1x1xHxW grain there."""
+        base = screen_grain_tensor(*size, device)
+        grain = self._grain_t
+        if flow is None or reliable is None or grain is None or grain.shape != base.shape \
+                or grain.device != base.device:
+            self._grain_t = base
+            return base
+        warped = warp(grain, flow, padding_mode="border", mode="bilinear")
+        keep = reliable * (1.0 - self.RELAX)
+        self._grain_t = base + (warped - base) * keep
+        return self._grain_t
 
     def follow(self, flow, reliable: np.ndarray | None,
                size: tuple[int, int]) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 
 def keep_colors(frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
@@ -21,3 +22,11 @@ def keep_colors(frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
     ycc = cv2.cvtColor(frame, cv2.COLOR_RGB2YCrCb)
     ycc[..., 0] = luma
     return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+
+
+def keep_colors_tensor(frame: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
+    """`keep_colors` on 1x3xHxW tensors in [0, 1]: BT.601 luma of `styled`, chroma of
+    `frame`; adding the luma difference to R, G and B alike changes only the luma."""
+    luma = torch.tensor([0.299, 0.587, 0.114], device=frame.device).view(1, 3, 1, 1)
+    diff = ((styled - frame) * luma).sum(1, keepdim=True)
+    return (frame + diff).clamp_(0.0, 1.0)

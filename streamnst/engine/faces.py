@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from streamnst.core.slots import LatestSlot
 from streamnst.engine.face_detect import Face, FaceDetector, to_gray
@@ -100,6 +101,14 @@ class FaceKeeper:
         at the size it came in: a working size the scale shrank may hold faces too small
         to find. `motion`: the blend's motion from this frame back to the previous one at
         `size`, if it has one."""
+        size = size or image.shape[:2]
+        self.last_mask = face_mask(size, self.present(image, size, motion))
+        return self.last_mask
+
+    def present(self, image: np.ndarray, size: tuple[int, int] | None = None,
+                motion: Motion | None = None) -> list[tuple[Face, float]]:
+        """This frame's faces at `size`, each with its presence (0..1): what `mask`
+        draws (the device chain draws them on its device)."""
         h, w = image.shape[:2]
         size = size or (h, w)
         now = time.monotonic()
@@ -111,8 +120,8 @@ class FaceKeeper:
             self._size = (h, w)
         self._last_call = now
         scale = size[1] / w  # image -> working pixels
-        if motion is not None and motion.flow is not None and motion.flow.shape[:2] == size:
-            self._follow(motion.flow, scale)
+        if motion is not None and not motion.cut and tuple(motion.size) == tuple(size):
+            self._follow(motion, scale)
         self._merge(self._take_result())
         self._detect_if_due(image)
         self._frame += 1
@@ -122,9 +131,7 @@ class FaceKeeper:
                 else max(0.0, track.presence - FADE_OUT)
         self._tracks = {k: t for k, t in self._tracks.items()
                         if t.presence > 0 or t.misses < MISSES_HELD}
-        self.last_mask = face_mask(size, [(_scaled(t.face, scale), t.presence)
-                                          for t in self._tracks.values()])
-        return self.last_mask
+        return [(_scaled(t.face, scale), t.presence) for t in self._tracks.values()]
 
     def close(self) -> None:
         """Stop the detector thread (if one runs)."""
@@ -133,18 +140,21 @@ class FaceKeeper:
             self._thread.join(2.0)
 
     # ----- following -------------------------------------------------------------------
-    def _follow(self, flow: np.ndarray, scale: float) -> None:
+    def _follow(self, motion: Motion, scale: float) -> None:
         """Move each face with the median motion inside its box (flow is current ->
-        previous, so a face moved by minus the flow at it), `flow` at `scale` x the image."""
+        previous, so a face moved by minus the flow at it). The flow is read where it was
+        estimated, small (`Motion.field`), with `scale` x the image = the working size."""
+        flow, k = motion.field()
         h, w = flow.shape[:2]
         for track in self._tracks.values():
-            f = _scaled(track.face, scale)
+            f = _scaled(track.face, scale * k)
             r = f.size / 4
             x0, x1 = int(max(0, f.cx - r)), int(min(w, f.cx + r + 1))
             y0, y1 = int(max(0, f.cy - r)), int(min(h, f.cy + r + 1))
             if x1 <= x0 or y1 <= y0:
                 continue
-            patch = flow[y0:y1:2, x0:x1:2].reshape(-1, 2)
+            step = 2 if k == 1.0 else 1
+            patch = flow[y0:y1:step, x0:x1:step].reshape(-1, 2)
             dx, dy = np.median(patch, axis=0) / scale
             g = track.face
             track.face = Face(g.cx - float(dx), g.cy - float(dy), g.size, g.score)
@@ -238,13 +248,20 @@ class FaceKeeper:
             self._busy = False
 
 
-def still_mask(image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
-    """The face mask of a single picture at `size` (default its own): every face found,
-    fully present."""
+def still_faces(image: np.ndarray, size: tuple[int, int] | None = None
+                ) -> list[tuple[Face, float]]:
+    """The faces of a single picture at `size` (default its own), every one fully
+    present."""
     faces = FaceDetector().find_all(to_gray(image))[:MAX_FACES]
     size = size or image.shape[:2]
     scale = size[1] / image.shape[1]
-    return face_mask(size, [(_scaled(f, scale), 1.0) for f in faces])
+    return [(_scaled(f, scale), 1.0) for f in faces]
+
+
+def still_mask(image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """The face mask of a single picture at `size` (default its own): every face found,
+    fully present."""
+    return face_mask(size or image.shape[:2], still_faces(image, size))
 
 
 def _scaled(face: Face, scale: float) -> Face:
@@ -273,6 +290,34 @@ def face_mask(size: tuple[int, int], faces: list[tuple[Face, float]]) -> np.ndar
         m = m * m * (3.0 - 2.0 * m) * presence  # smoothstep: no visible edge to the fall-off
         np.maximum(mask[y0:y1, x0:x1], m, out=mask[y0:y1, x0:x1])
     return mask
+
+
+def face_mask_tensor(size: tuple[int, int], faces: list[tuple[Face, float]],
+                     device: torch.device) -> torch.Tensor | None:
+    """`face_mask` drawn on `device` as a 1x1xHxW tensor: only the faces' numbers cross."""
+    faces = [(f, p) for f, p in faces if p > 0]
+    if not faces:
+        return None
+    h, w = size
+    ys = torch.arange(h, dtype=torch.float32, device=device).view(-1, 1)
+    xs = torch.arange(w, dtype=torch.float32, device=device).view(1, -1)
+    mask = torch.zeros((h, w), dtype=torch.float32, device=device)
+    for face, presence in faces:
+        cx, cy = face.cx, face.cy - ELLIPSE_UP * face.size
+        ax, ay = ELLIPSE_W * face.size, ELLIPSE_H * face.size
+        r = (((ys - cy) / ay) ** 2 + ((xs - cx) / ax) ** 2).sqrt()
+        m = ((OUTER - r) / (OUTER - INNER)).clamp(0.0, 1.0)
+        mask = torch.maximum(mask, m * m * (3.0 - 2.0 * m) * presence)
+    return mask[None, None]
+
+
+def keep_face_tensor(frame: torch.Tensor, styled: torch.Tensor,
+                     faces: list[tuple[Face, float]], amount: float) -> torch.Tensor:
+    """`keep_face` on the device road: 1x3xHxW tensors, the mask drawn there."""
+    mask = face_mask_tensor(tuple(styled.shape[-2:]), faces, styled.device)
+    if mask is None or amount <= 0.0:
+        return styled
+    return torch.lerp(styled, frame, mask * amount)
 
 
 def keep_face(frame: np.ndarray, styled: np.ndarray, mask: np.ndarray | None,

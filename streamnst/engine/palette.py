@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 #: each channel's spread is scaled by at most this much, up or down: a grey frame must
 #: not have its noise blown up into colour
@@ -64,6 +65,7 @@ class PaletteMatch:
         self.target = moments(painting)
         self.amount = amount
         self._followed: np.ndarray | None = None
+        self._followed_t: torch.Tensor | None = None  # the same, on the device road
 
     def __call__(self, styled: np.ndarray, follow: bool = False) -> np.ndarray:
         """`styled` (HxWx3 uint8 RGB) with the palette moved; `follow`: a video frame, whose
@@ -77,3 +79,41 @@ class PaletteMatch:
             own = self._followed
         matrix = transfer_matrix(own, self.target, self.amount).astype(np.float32)
         return cv2.transform(styled, matrix)
+
+    def on_tensor(self, styled: torch.Tensor, follow: bool = False) -> torch.Tensor:
+        """`__call__` for a 1x3xHxW tensor in [0, 1], on its device: the moments, the
+        followed statistics and the map stay there (no host copy, no sync)."""
+        t = _tensors(styled.device)
+        rgb = styled[0].reshape(3, -1) * 255.0
+        ycc = t["T"] @ rgb + t["offset"][:, None]
+        std, mean = torch.std_mean(ycc, dim=1, correction=0)
+        own = torch.cat([mean, std])
+        if follow:
+            followed = self._followed_t
+            if followed is None or followed.device != own.device:
+                self._followed_t = own
+            else:
+                self._followed_t = followed + FOLLOW * (own - followed)
+            own = self._followed_t
+        target = torch.as_tensor(self.target, dtype=torch.float32).to(styled.device)
+        gain = (target[3:] / own[3:].clamp_min(1e-3)).clamp(1 / MAX_GAIN, MAX_GAIN)
+        gain = torch.cat([gain[:1].clamp_max(MAX_LUMA_GAIN), gain[1:]])
+        scale = 1.0 - self.amount + self.amount * gain
+        shift = self.amount * (target[:3] - gain * own[:3])
+        linear = t["T_inv"] @ torch.diag(scale) @ t["T"]
+        constant = t["T_inv"] @ (scale * t["offset"] + shift - t["offset"])
+        out = linear @ styled[0].reshape(3, -1) + (constant / 255.0)[:, None]
+        return out.clamp_(0.0, 1.0).reshape(styled.shape)
+
+
+def _tensors(device: torch.device) -> dict[str, torch.Tensor]:
+    """The YCrCb matrices as float32 tensors on `device` (cached per device)."""
+    key = str(device)
+    if key not in _ON_DEVICE:
+        _ON_DEVICE[key] = {name: torch.as_tensor(value, dtype=torch.float32).to(device)
+                           for name, value in (("T", _T), ("T_inv", _T_INV),
+                                               ("offset", _OFFSET))}
+    return _ON_DEVICE[key]
+
+
+_ON_DEVICE: dict[str, dict[str, torch.Tensor]] = {}

@@ -10,26 +10,25 @@ import logging
 import os
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from streamnst.core.errors import InputError
 from streamnst.core.frame import Frame, check_image
 from streamnst.core.stages import StageTimes
-from streamnst.engine.canvas import add_canvas, add_grain
-from streamnst.engine.colours import keep_colors
-from streamnst.engine.faces import FaceKeeper, keep_face, still_mask
+from streamnst.engine.faces import FaceKeeper
 from streamnst.engine.palette import PaletteMatch
 from streamnst.engine.runner import ModelSettings, make_runner
-from streamnst.engine.shading import keep_shading
-from streamnst.engine.temporal import Blender, Motion
-from streamnst.media.imageio import resize_to
-from streamnst.media.tensors import image_to_tensor, tensor_to_image
+from streamnst.engine.steps import CHAIN, StepTimer, Work
+from streamnst.engine.steps.working import Settings as WorkingSettings
+from streamnst.engine.steps.working import working_size
+from streamnst.engine.temporal import Blender
+from streamnst.media.tensors import download, image_to_tensor, tensor_to_image
 from streamnst.nets.checkpoint_io import MAX_CANVAS, StyleCheckpoint, bank_style, load_style
 
 __all__ = ["FrameSettings", "ModelSettings", "Painting", "Stylizer", "StylizerSettings",
            "image_to_tensor", "tensor_to_image"]
+CHAIN_ROADS = ("auto", "opencv", "torch")
 MIN_SCALE = 0.1  # below it a frame is a few pixels: nothing left to paint
 
 log = logging.getLogger(__name__)
@@ -57,6 +56,10 @@ class FrameSettings:
     # how much of a person's own face shows through, 0..1 (engine/faces.py); None: the
     # amount stored with the style
     keep_face: float | None = None
+    # where the chain around the network runs (engine/steps): auto (the network's device,
+    # but OpenCV on the host where that is the CPU), opencv (the host), or torch (tensors
+    # on the network's device, a CPU's too)
+    chain: str = "auto"
 
     def __post_init__(self) -> None:
         if not MIN_SCALE <= self.scale <= 1.0:
@@ -71,6 +74,9 @@ class FrameSettings:
             raise InputError(f"palette must be between 0 and 1, got {self.palette}")
         if self.keep_face is not None and not 0.0 <= self.keep_face <= 1.0:
             raise InputError(f"keep-face must be between 0 and 1, got {self.keep_face}")
+        if self.chain not in CHAIN_ROADS:
+            raise InputError(f"chain must be one of {', '.join(CHAIN_ROADS)}, "
+                             f"got {self.chain!r}")
 
 
 @dataclass(frozen=True)
@@ -94,14 +100,7 @@ class StylizerSettings(FrameSettings, ModelSettings):
                                 for f in dataclasses.fields(FrameSettings)})
 
 
-@dataclass(frozen=True)
-class Painting:
-    """A frame between the two halves of the stylizer's chain (`begin`, `finish`)."""
-
-    image: np.ndarray  # the frame as given
-    work: np.ndarray  # the frame at the working size
-    motion: Motion | None  # its motion since the previous frame (the flow blend's)
-    net: torch.Tensor  # the network's picture of it, 1x3xHxW float32 at the working size
+Painting = Work  # a frame between the two halves of the chain (`begin`, `finish`)
 
 
 class Stylizer:
@@ -121,6 +120,9 @@ class Stylizer:
         self.face_palette = _palette(self.checkpoint, self.palette.amount) \
             if self.palette is not None else None
         self.stages = StageTimes()  # the pipeline hands in its own
+        self.chain = CHAIN  # the steps, in order (engine/steps)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # a live stream repeats one size
         log.info("stylizer: style=%s arch=%s backend=%s device=%s dtype=%s channels_last=%s "
                  "scale=%s", self.name, self.checkpoint.arch, self.runner.backend, self.device,
                  self.dtype_name, self.channels_last, self.settings.scale)
@@ -198,95 +200,65 @@ class Stylizer:
 
     def stylize(self, image: np.ndarray, blend: Blender | None = None,
                 faces: FaceKeeper | None = None) -> np.ndarray:
-        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size: the frame's chain,
-        `begin` then `finish`.
+        """HxWx3 uint8 RGB -> stylised HxWx3 uint8 RGB of the same size: the frame's chain
+        (engine/steps: CHAIN), `begin` then `finish`.
 
         The network works at `scale_for` the frame's size, and so does every step around
-        it, before the resize back: a scaled or capped frame pays for all of them at that
-        size. The temporal `blend`'s motion is tracked once and given to the steps that
-        follow it (the canvas grain moves with it, the blend warps by it, faces move with
-        it). `faces` follows the faces of a stream (engine/faces.py); without it, a frame
-        is searched as a still picture.
+        it, before the resize back. The temporal `blend`'s motion is tracked once and given
+        to the steps that follow it (the canvas grain moves with it, the blend warps by
+        it, faces move with it). `faces` follows the faces of a stream (engine/faces.py);
+        without it, a frame is searched as a still picture.
         """
         return self.finish(self.begin(image, blend), blend, faces)
 
+    @property
+    def on_device(self) -> torch.device | None:
+        """Where the chain runs: None for the host (numpy and OpenCV, a CPU's fastest),
+        else the tensors' device (the network's: a GPU, or the CPU when asked with
+        chain="torch")."""
+        road = self.settings.chain
+        if road == "opencv" or (road == "auto" and self.device.type == "cpu"):
+            return None
+        return self.device
+
     def begin(self, image: np.ndarray, blend: Blender | None = None) -> Painting:
-        """The chain's first half, up to the network's output: working size, the blend's
-        motion, the canvas grain, the network. The live pipeline runs it in one thread and
-        `finish` in another, so the two halves of consecutive frames overlap; `blend`
-        must see frames in order in each half."""
+        """The chain's first half, up to the network's output (working size, motion,
+        canvas, network). The live pipeline runs it in one thread and `finish` in
+        another, so the two halves of consecutive frames overlap; `blend` must see frames
+        in order in each half."""
         check_image(image)
-        work = self._working(image)
-        motion = blend.track(work) if blend is not None else None
+        h, w = image.shape[:2]
+        work = Work(image, working_size(self._working, h, w), self.on_device, blend)
         with torch.inference_mode():
-            if self.canvas > 0.0:
-                with self.stages.time("canvas"):  # the network's input only
-                    grained = add_grain(work, blend.grain(work, motion), self.canvas) \
-                        if blend is not None else add_canvas(work, self.canvas)
-            else:
-                grained = work
-            return Painting(image, work, motion, self._network(grained))
+            for step in self.chain:
+                if step.half == "begin" and step.active(self, work):
+                    self._timer.run(step, self, work)
+        return work
 
     def finish(self, painting: Painting, blend: Blender | None = None,
                faces: FaceKeeper | None = None) -> np.ndarray:
-        """The chain's second half: the network's picture, shading, palette, the blend, faces,
-        colours, and the resize back."""
-        timed = self.stages.time
-        image, work, motion = painting.image, painting.work, painting.motion
-        with timed("from_tensor"):
-            out = tensor_to_image(painting.net)
-        if self.shading > 0.0:
-            with timed("shading"):
-                out = keep_shading(work, out, self.shading)
-        if self.palette is not None:  # a video's frames are followed, a picture matched
-            with timed("palette"):
-                out = self.palette(out, follow=blend is not None)
-        if blend is not None:
-            out = blend(work, out, motion)
-        if self.keep_face > 0.0:  # after the blend: its memory stays all painting
-            with timed("faces"):
-                size = work.shape[:2]  # faces are searched for at the frame's own size
-                mask = faces.mask(image, size, motion) if faces is not None \
-                    else still_mask(image, size)
-                out = keep_face(self._face_source(work, blend is not None), out, mask,
-                                self.keep_face)
-        if self.settings.keep_colors:  # last: the output's colours are exactly the input's
-            with timed("colours"):
-                out = keep_colors(work, out)
-        if work is not image:
-            with timed("resize"):
-                out = resize_to(out, image.shape[1::-1])
+        """The chain's second half: shading, palette, the blend, faces, colours, and the
+        resize back; on the device road, then the one download."""
+        work = painting
+        work.blend, work.faces = blend, faces
+        with torch.inference_mode():
+            for step in self.chain:
+                if step.half != "begin" and step.active(self, work):
+                    self._timer.run(step, self, work)
+            if work.device is None:
+                return work.out
+            with self.stages.time("download"):
+                out = download(work.out)
+        self._timer.flush(work)
         return out
 
-    def _face_source(self, work: np.ndarray, follow: bool) -> np.ndarray:
-        """What a kept face shows: the frame itself, in the painting's palette where the
-        style has one."""
-        return work if self.face_palette is None else self.face_palette(work, follow=follow)
+    @property
+    def _working(self) -> WorkingSettings:
+        return WorkingSettings(self.settings.scale, self.settings.max_side)
 
-    def _working(self, image: np.ndarray) -> np.ndarray:
-        """The frame at the working size (itself where that is its own size)."""
-        h, w = image.shape[:2]
-        s = self.scale_for(h, w)
-        if s >= 1.0:
-            return image
-        with self.stages.time("resize"):
-            return resize_to(image, (max(1, round(w * s)), max(1, round(h * s))))
-
-    def _network(self, work: np.ndarray) -> torch.Tensor:
-        """The network's picture of `work` (1x3xHxW float32, same size). The frame is
-        padded as bytes in OpenCV (the same reflection as the runner's own, 30x faster than
-        F.pad on a bf16 tensor: 1.3 ms a frame at 640x360, a tenth of the network's time),
-        and the output cropped."""
-        timed = self.stages.time
-        h, w = work.shape[:2]
-        with timed("to_tensor"):
-            (top, bottom, left, right), mode = self.runner.padding(h, w)
-            if top or bottom or left or right:
-                border = cv2.BORDER_REFLECT_101 if mode == "reflect" else cv2.BORDER_REPLICATE
-                work = cv2.copyMakeBorder(work, top, bottom, left, right, border)
-            x = image_to_tensor(work, self.device, self.runner.input_dtype)
-        with timed("network"):
-            return self.runner(x)[..., top:top + h, left:left + w]
+    @property
+    def _timer(self) -> StepTimer:
+        return StepTimer(self.stages)
 
     def stylize_frame(self, frame: Frame) -> Frame:
         return frame.with_image(self.stylize(frame.image))

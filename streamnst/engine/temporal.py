@@ -10,7 +10,6 @@ earlier ones.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import cv2
@@ -22,7 +21,7 @@ from streamnst.core.errors import InputError
 from streamnst.core.frame import check_image
 from streamnst.core.stages import StageTimes
 from streamnst.engine.canvas import MovingCanvas
-from streamnst.engine.flow import FlowEstimator, photometric_mask, warp_image
+from streamnst.engine.flow import FlowEstimator, photometric_mask, warp, warp_image
 from streamnst.media.imageio import resize_to, shrink
 
 MODES = ("off", "ema", "flow")
@@ -141,6 +140,16 @@ class Motion:
                       min(b[2] for b in boxes), max(b[3] for b in boxes))]
         return boxes
 
+    def field(self) -> tuple[np.ndarray, float]:
+        """The flow where it was estimated, in working pixels, and its size over the
+        working size (1 where it was given at the working size)."""
+        if self._small is None:
+            return self.flow, 1.0
+        small = self._small[0]
+        h, w = self.size
+        sh, sw = small.shape[:2]
+        return small * np.array([w / sw, h / sh], np.float32), sw / w
+
     def flow_in(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """The flow (as `flow` gives it) inside one of `boxes`, without making the whole
         frame's: the upsample is shared, the still-drop is the box's own."""
@@ -235,9 +244,8 @@ class Blender:
         if motion is UNTRACKED:
             motion = self.track(inp)
         s = self.settings
-        t0 = time.perf_counter()
         new = stylized
-        follows = self._follow_output(new.shape)
+        follows = isinstance(self._prev_out, np.ndarray) and self._follow_output(new.shape)
         if s.mode == "off" or s.strength == 0 or not follows:
             out = new
         elif s.mode == "ema":
@@ -246,8 +254,39 @@ class Blender:
             out = new if motion is None or motion.cut else self._flow_blend(new, motion)
         self._prev_out = out
         self.last_motion = motion
-        self.stages.add("blend", (time.perf_counter() - t0) * 1000.0)
         return out
+
+    def blend_tensor(self, new: torch.Tensor, motion: Motion | None) -> torch.Tensor:
+        """`__call__` on the device road: the 1x3xHxW stylised tensor in [0, 1] and this
+        frame's motion -> the output, on the same device; the last output stays there."""
+        s = self.settings
+        prev = self._prev_out
+        follows = isinstance(prev, torch.Tensor) and prev.device == new.device and (
+            prev.shape == new.shape or _same_picture(prev.shape[-2:], new.shape[-2:]))
+        if follows and prev.shape != new.shape:  # a scale step: the same picture, resized
+            prev = F.interpolate(prev, size=new.shape[-2:], mode="bilinear",
+                                 align_corners=False)
+        if s.mode == "off" or s.strength == 0 or not follows:
+            out = new
+        elif s.mode == "ema":
+            out = torch.lerp(new, prev, s.strength)
+        elif motion is None or motion.cut:
+            out = new
+        else:
+            flow, mask = motion.on(new.device)
+            warped = warp(prev, flow, padding_mode="border", mode="bicubic").clamp_(0.0, 1.0)
+            out = torch.lerp(new, warped, mask * s.strength)
+        self._prev_out = out
+        self.last_motion = motion
+        return out
+
+    def grain_tensor(self, size: tuple[int, int], motion: Motion | None,
+                     device: torch.device) -> torch.Tensor:
+        """`grain` on the device road: the 1x1xHxW grain on `device`."""
+        if motion is None or motion.cut:
+            return self._canvas.follow_tensor(None, None, size, device)
+        flow, mask = motion.on(device)
+        return self._canvas.follow_tensor(flow, mask, size, device)
 
     def grain(self, inp: np.ndarray, motion: Motion | None) -> np.ndarray:
         """The canvas grain for this frame (engine/canvas.py): in flow mode carried along
@@ -295,8 +334,7 @@ class Blender:
         self._prev_small = cur_s
         if prev_s is None or (prev_s.shape[1], prev_s.shape[0]) != small:
             prev_s = shrink(prev_in, small)
-        with self.stages.time("flow"):
-            f_cp = self._flow(cur_s, prev_s)  # current -> previous
+        f_cp = self._flow(cur_s, prev_s)  # current -> previous
         # where the input did not change, nothing moved: the flow there is spill from a
         # moving neighbour or noise, and warping the canvas or a textured output by it
         # made still walls beside a moving hand sparkle

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -20,3 +21,37 @@ def tensor_to_image(t: torch.Tensor) -> np.ndarray:
     # three times as long (1.2 against 0.4 ms at 640x360)
     t = t[0].float().mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
     return t.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def upload(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> 1x3xHxW float32 in [0, 1] on `device`: the device chain's one
+    upload. The bytes go up (a quarter of the floats' size), from pinned memory on CUDA so
+    the copy does not block, and become floats there."""
+    t = torch.from_numpy(np.ascontiguousarray(image))
+    if device.type == "cuda":
+        t = t.pin_memory()
+    t = t.to(device, non_blocking=True)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def download(t: torch.Tensor) -> np.ndarray:
+    """1x3xHxW float in [0, 1] on any device -> HxWx3 uint8 RGB on the host: the device
+    chain's one download, as bytes (rounded as `tensor_to_image`)."""
+    t = t[0].float().mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
+    t = t.permute(1, 2, 0).contiguous()
+    if t.device.type == "cuda":
+        host = torch.empty(t.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        torch.cuda.current_stream(t.device).synchronize()
+        return host.numpy()
+    return t.cpu().numpy()
+
+
+def host_tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """`tensor_to_image` for a float32 1x3xHxW tensor on the CPU, in one OpenCV pass over
+    its HxWxC view where the layout allows (a channels-last network's output, cropped):
+    1.4 ms at 1080p where the torch passes took 8-14. Rounds half to even, saturates."""
+    if t.dtype != torch.float32 or t.device.type != "cpu" or t.stride(1) != 1:
+        return tensor_to_image(t)
+    view = t[0].permute(1, 2, 0).numpy()
+    return cv2.addWeighted(view, 255.0, view, 0.0, 0.0, dtype=cv2.CV_8U)

@@ -101,10 +101,13 @@ def test_bad_frames_and_settings(tiny_style):
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_frames_padded_as_bytes_match_the_padded_tensor_path(tiny_style, backend):
     """stylize pads the uint8 frame in OpenCV (cheap); stylize_tensor pads the tensor
-    (run_padded): the same reflection, so the same picture, down to odd tiny sizes."""
+    (run_padded): the same reflection, so the same picture, down to odd tiny sizes. (The
+    host chain rounds its bytes in OpenCV, half to even, where tensor_to_image rounds half
+    up: a float32 that lands within an ulp of a half may differ by one level.)"""
     rng = np.random.default_rng(1)
     s = Stylizer(tiny_style, StylizerSettings(dtype="fp32", backend=backend))
     for shape in [(360, 640, 3), (37, 51, 3), (5, 7, 3)]:
         image = rng.integers(0, 255, shape, dtype=np.uint8)
         direct = tensor_to_image(s.stylize_tensor(image_to_tensor(image, s.device)))
-        assert np.array_equal(s.stylize(image), direct), shape
+        diff = np.abs(s.stylize(image).astype(int) - direct)
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= max(1, diff.size // 20000), shape
