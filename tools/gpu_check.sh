@@ -3,8 +3,9 @@
 #   1. the CUDA-capable tests (tests/engine/test_devices.py: the shipped style in fp16
 #      against fp32, the bench's backends, the live pipeline with the flow blend),
 #   2. `streamnst bench` on CUDA (fp32 and fp16) at 360p, 720p and 1080p,
-#   3. the live pipeline at 1280x720 from a video file into the null sink for 20 s
-#      (CUDA, flow blend, working-size cap off), with its per-stage budget.
+#   3. the live pipeline at 1920x1080 and 1280x720 from a video file into the null sink
+#      for 20 s each (CUDA, flow blend and keep-face on, working-size cap off, the whole
+#      chain on the GPU), with fps, p95 latency, CPU per frame and GPU ms per step.
 # Prints every figure; put them in docs/benchmarks.md.
 #   bash tools/gpu_check.sh [OUT_DIR]
 #   bash tools/gpu_check.sh --cpu [OUT_DIR]   every part, small and short, on the CPU: a dry
@@ -49,30 +50,34 @@ for r in data["results"]:
           f"{r['p95_ms']:>9.2f}{r['fps']:>8.1f}")
 EOF
 
-echo "== 3. live, 1280x720 file -> null sink, ${seconds} s, $device"
-clip="$out/clip720.mp4"
-python3 - "$clip" "$frames" <<'EOF'
+echo "== 3. live from a file into the null sink, ${seconds} s, $device: flow blend and keep-face on"
+echo "   (the chain on the device: engine/steps; gpu:STEP lines are CUDA-event milliseconds)"
+for size in 1920x1080 1280x720; do
+  clip="$out/clip$size.mp4"
+  python3 - "$clip" "$frames" "$size" <<'EOF2'
 import sys
 import cv2
 from streamnst.media.demo import demo_clip
 from streamnst.media.video import VideoReader, VideoWriter
+w, h = (int(v) for v in sys.argv[3].split("x"))
 with VideoReader(demo_clip()) as reader:
     writer = VideoWriter(sys.argv[1], reader.fps)
     for i, image in enumerate(reader):
         if i >= int(sys.argv[2]):
             break
-        writer.write(cv2.resize(image, (1280, 720), interpolation=cv2.INTER_CUBIC))
+        writer.write(cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC))
     writer.close()
-EOF
-timeout 120 streamnst live --source "$clip" --output null --device "$device" --scale 1 \
-  --max-side 0 --duration "$seconds" --json > "$out/live.json"
-python3 - "$out/live.json" <<'EOF'
+EOF2
+  timeout 120 streamnst live --source "$clip" --output null --device "$device" --scale 1 \
+    --max-side 0 --keep-face 0.6 --duration "$seconds" --json > "$out/live$size.json"
+  python3 - "$out/live$size.json" "$size" <<'EOF2'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"fps {s['fps']:.1f}  latency p50 {s['latency_p50_ms']:.0f} ms  p95 "
-      f"{s['latency_p95_ms']:.0f} ms  dropped {s['dropped']}  device {s['device']}  "
-      f"dtype {s['dtype']}")
+print(f"{sys.argv[2]}: fps {s['fps']:.1f}  latency p50 {s['latency_p50_ms']:.0f} ms  p95 "
+      f"{s['latency_p95_ms']:.0f} ms  cpu/frame {s['cpu_ms_per_frame']:.1f} ms  dropped "
+      f"{s['dropped']}  device {s['device']}  dtype {s['dtype']}")
 for stage, v in s["stages_ms"].items():
-    print(f"  {stage:<14} median {v['median_ms']:7.2f} ms  p95 {v['p95_ms']:7.2f} ms")
-EOF
+    print(f"  {stage:<16} median {v['median_ms']:7.2f} ms  p95 {v['p95_ms']:7.2f} ms")
+EOF2
+done
 echo "gpu_check: done; raw figures in $out"

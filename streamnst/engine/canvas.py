@@ -118,6 +118,8 @@ class MovingCanvas:
             self._grain = base
             return base
         # the flow comes from Blender.track, which already zeroes a still camera's noise
+        if not isinstance(flow, np.ndarray) and not flow.sparse:
+            flow = flow.flow  # moving nearly everywhere: one warp of the whole grain
         if isinstance(flow, np.ndarray):
             moved = [((0, size[0], 0, size[1]), warp_image(self._grain, flow, cubic=False))]
         else:

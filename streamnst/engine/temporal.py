@@ -66,6 +66,12 @@ class Motion:
     def flow(self) -> np.ndarray | None:
         """HxWx2 float32 at the working size, zero where slower than STILL_PX."""
         if self._flow is None and self._small is not None:
+            if not self.sparse:  # moving nearly everywhere: one pass over the frame
+                if self._full is None:
+                    self._full = self._upsampled_flow()
+                self._flow = self._full
+                _drop_still(self._flow)
+                return self._flow
             flow = np.zeros((*self.size, 2), np.float32)
             for box in self.boxes:
                 y0, y1, x0, x1 = box
@@ -139,6 +145,14 @@ class Motion:
             boxes = [(min(b[0] for b in boxes), max(b[1] for b in boxes),
                       min(b[2] for b in boxes), max(b[3] for b in boxes))]
         return boxes
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the moving boxes cover under half the frame: box by box is then the
+        cheaper warp; otherwise (a moving camera, or live frames far apart) the whole
+        frame is warped at once."""
+        h, w = self.size
+        return sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in self.boxes) < 0.5 * h * w
 
     def field(self) -> tuple[np.ndarray, float]:
         """The flow where it was estimated, in working pixels, and its size over the
@@ -361,6 +375,8 @@ class Blender:
         a = motion.mask * np.float32(self.settings.strength)
         b = 1.0 - a
         prev = self._prev_out
+        if not motion.sparse:
+            return cv2.blendLinear(warp_image(prev, motion.flow), new, a, b)
         out = cv2.blendLinear(prev, new, a, b)
         for box in motion.boxes:
             y0, y1, x0, x1 = box

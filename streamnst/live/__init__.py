@@ -1,4 +1,6 @@
 """The live path: sources, the pipeline, sinks, the WebRTC server and the control surface."""
 
-# the live filter stylises at most 640 px wide (360p): a 720p camera costs what 360p does
+# the live filter stylises at most 640 px wide (360p) on a CPU: a 720p camera costs what
+# 360p does; on a GPU (the chain runs there too: engine/steps) up to 1080p
 LIVE_MAX_SIDE = 640
+LIVE_MAX_SIDE_GPU = 1920

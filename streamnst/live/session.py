@@ -13,9 +13,10 @@ from pathlib import Path
 
 import cv2
 
+from streamnst.core.devices import pick_device
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
-from streamnst.live import LIVE_MAX_SIDE
+from streamnst.live import LIVE_MAX_SIDE, LIVE_MAX_SIDE_GPU
 from streamnst.live.learner import MINUTES, check_painting, is_painting, learnt_path
 from streamnst.live.outputs import OutputContext, ServerOptions
 from streamnst.live.pipeline import Pipeline
@@ -55,7 +56,10 @@ class LiveConfig:
     def stylizer_settings(self, scale: float | None = None) -> StylizerSettings:
         """The stylizer's settings at `scale` (default: this config's, 1 where it adapts)."""
         scale = scale if scale is not None else (self.scale or 1.0)
-        return dataclasses.replace(self.stylizer, scale=scale, max_side=self.max_side or None,
+        max_side = self.max_side
+        if max_side == LIVE_MAX_SIDE and pick_device(self.stylizer.device).type != "cpu":
+            max_side = LIVE_MAX_SIDE_GPU  # the CPU's default cap is not a GPU's
+        return dataclasses.replace(self.stylizer, scale=scale, max_side=max_side or None,
                                    threads=self.stylizer.threads or live_threads())
 
 
