@@ -110,21 +110,18 @@ class MovingCanvas:
                size: tuple[int, int]) -> np.ndarray:
         """The HxW grain for the current frame, given the flow from it to the previous
         frame (an HxWx2 array, or the blend's Motion; None after a cut or at the start)
-        and how far to trust it (HxW). A Motion is warped only inside its boxes: the
-        rest of the grain stays where it is."""
+        and how far to trust it (HxW). A Motion is warped only in its regions (its moving
+        boxes where they are sparse): the rest of the grain stays where it is."""
         base = screen_grain(*size)
         if flow is None or reliable is None or self._grain is None \
                 or self._grain.shape != base.shape:
             self._grain = base
             return base
         # the flow comes from Blender.track, which already zeroes a still camera's noise
-        if not isinstance(flow, np.ndarray) and not flow.sparse:
-            flow = flow.flow  # moving nearly everywhere: one warp of the whole grain
-        if isinstance(flow, np.ndarray):
-            moved = [((0, size[0], 0, size[1]), warp_image(self._grain, flow, cubic=False))]
-        else:
-            moved = [(box, warp_image(self._grain, flow.flow_in(box), cubic=False,
-                                      origin=(box[2], box[0]))) for box in flow.boxes]
+        regions = [((0, size[0], 0, size[1]), flow)] if isinstance(flow, np.ndarray) \
+            else flow.regions()
+        moved = [(box, warp_image(self._grain, f, cubic=False, origin=(box[2], box[0])))
+                 for box, f in regions]
         # grain = warped * keep + base * (1 - keep): in place, in three passes
         keep = reliable * np.float32(1.0 - self.RELAX)
         grain = self._grain if self._grain is not base else base.copy()

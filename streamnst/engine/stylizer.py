@@ -21,7 +21,7 @@ from streamnst.engine.palette import PaletteMatch
 from streamnst.engine.runner import ModelSettings, make_runner
 from streamnst.engine.steps import CHAIN, StepTimer, Work
 from streamnst.engine.steps.working import Settings as WorkingSettings
-from streamnst.engine.steps.working import working_size
+from streamnst.engine.steps.working import working_scale, working_size
 from streamnst.engine.temporal import Blender
 from streamnst.media.tensors import download, image_to_tensor, tensor_to_image
 from streamnst.nets.checkpoint_io import MAX_CANVAS, StyleCheckpoint, bank_style, load_style
@@ -187,10 +187,8 @@ class Stylizer:
                 "keep_colors": self.settings.keep_colors, "keep_face": self.keep_face}
 
     def scale_for(self, h: int, w: int) -> float:
-        """The scale a frame of this size is stylised at: `scale` of the working size, which
-        is the frame's size capped by `max_side` (so a smaller scale always saves work)."""
-        cap = self.settings.max_side
-        return self.settings.scale * min(1.0, 1.0 if cap is None else cap / max(h, w))
+        """The scale a frame of this size is stylised at (engine/steps/working.py)."""
+        return working_scale(self._working, h, w)
 
     @torch.inference_mode()
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +226,8 @@ class Stylizer:
         in order in each half."""
         check_image(image)
         h, w = image.shape[:2]
-        work = Work(image, working_size(self._working, h, w), self.on_device, blend)
+        work = Work(image, working_size(self._working, h, w), self.on_device, blend,
+                    work=image)  # the working step replaces it where it resizes or uploads
         with torch.inference_mode():
             for step in self.chain:
                 if step.half == "begin" and step.active(self, work):

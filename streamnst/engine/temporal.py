@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from streamnst.core.errors import InputError
 from streamnst.core.frame import check_image
-from streamnst.core.stages import StageTimes
 from streamnst.engine.canvas import MovingCanvas
 from streamnst.engine.flow import FlowEstimator, photometric_mask, warp, warp_image
 from streamnst.media.imageio import resize_to, shrink
@@ -100,8 +99,30 @@ class Motion:
         is upsampled there (the working-size pair never crosses to the device)."""
         key = str(device)
         if key not in self._tensors:
-            self._tensors[key] = _motion_tensors(self, device)
+            self._tensors[key] = self._tensors_on(device)
         return self._tensors[key]
+
+    def _tensors_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """`on`: the flow and mask as tensors at the working size on `device`."""
+        if self._small is None:  # made from working-size arrays (offline callers, tests)
+            flow = torch.from_numpy(np.ascontiguousarray(self.flow)).permute(2, 0, 1)[None]
+            mask = torch.from_numpy(np.ascontiguousarray(self.mask))[None, None]
+            return flow.to(device), mask.to(device)
+        h, w = self.size
+        small_flow, small_mask = (torch.from_numpy(np.ascontiguousarray(a))
+                                  for a in self._small)
+        if device.type == "cuda":
+            small_flow, small_mask = small_flow.pin_memory(), small_mask.pin_memory()
+        small_flow = small_flow.to(device, non_blocking=True).permute(2, 0, 1)[None]
+        small_mask = small_mask.to(device, non_blocking=True)[None, None]
+        sh, sw = small_flow.shape[-2:]
+        scale = torch.tensor([w / sw, h / sh], device=device).view(1, 2, 1, 1)
+        flow = F.interpolate(small_flow * scale, size=(h, w), mode="bilinear",
+                             align_corners=False)
+        speed2 = (flow * flow).sum(1, keepdim=True)
+        flow = flow * (speed2 > _STILL_BELOW)  # the still camera's noise, as on the host
+        mask = F.interpolate(small_mask, size=(h, w), mode="bilinear", align_corners=False)
+        return flow, mask
 
     def _upsampled_flow(self) -> np.ndarray:
         h, w = self.size
@@ -154,6 +175,13 @@ class Motion:
         h, w = self.size
         return sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in self.boxes) < 0.5 * h * w
 
+    def regions(self) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """(box, its flow) pairs to warp: the moving boxes where they are sparse, else
+        the whole frame in one."""
+        if not self.sparse:
+            return [((0, self.size[0], 0, self.size[1]), self.flow)]
+        return [(box, self.flow_in(box)) for box in self.boxes]
+
     def field(self) -> tuple[np.ndarray, float]:
         """The flow where it was estimated, in working pixels, and its size over the
         working size (1 where it was given at the working size)."""
@@ -175,27 +203,6 @@ class Motion:
         flow = np.ascontiguousarray(self._full[y0:y1, x0:x1])
         _drop_still(flow)
         return flow
-
-
-def _motion_tensors(motion: Motion, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """`Motion.on`: the flow and mask as tensors at the working size on `device`."""
-    h, w = motion.size
-    if motion._small is None:  # made from working-size arrays (offline callers, tests)
-        flow = torch.from_numpy(np.ascontiguousarray(motion.flow)).permute(2, 0, 1)[None]
-        mask = torch.from_numpy(np.ascontiguousarray(motion.mask))[None, None]
-        return flow.to(device), mask.to(device)
-    small_flow, small_mask = (torch.from_numpy(np.ascontiguousarray(a)) for a in motion._small)
-    if device.type == "cuda":
-        small_flow, small_mask = small_flow.pin_memory(), small_mask.pin_memory()
-    small_flow = small_flow.to(device, non_blocking=True).permute(2, 0, 1)[None]
-    small_mask = small_mask.to(device, non_blocking=True)[None, None]
-    sh, sw = small_flow.shape[-2:]
-    scale = torch.tensor([w / sw, h / sh], dtype=torch.float32, device=device).view(1, 2, 1, 1)
-    flow = F.interpolate(small_flow * scale, size=(h, w), mode="bilinear", align_corners=False)
-    speed2 = (flow * flow).sum(1, keepdim=True)
-    flow = flow * (speed2 > _STILL_BELOW)  # the still camera's noise, zeroed as on the host
-    mask = F.interpolate(small_mask, size=(h, w), mode="bilinear", align_corners=False)
-    return flow, mask
 
 
 @dataclass(frozen=True)
@@ -224,7 +231,6 @@ class Blender:
     def __init__(self, settings: BlendSettings | None = None) -> None:
         self.settings = settings or BlendSettings()
         self._flow = FlowEstimator(self.settings.flow_max_side, preset="fast")
-        self.stages = StageTimes()  # the pipeline hands in its own
         self._canvas = MovingCanvas()
         self.reset()
 
@@ -378,11 +384,10 @@ class Blender:
         if not motion.sparse:
             return cv2.blendLinear(warp_image(prev, motion.flow), new, a, b)
         out = cv2.blendLinear(prev, new, a, b)
-        for box in motion.boxes:
-            y0, y1, x0, x1 = box
+        for (y0, y1, x0, x1), flow in motion.regions():
             # bicubic: the output is warped again every frame, and bilinear's slight blur
             # compounds (sharpness 96 against 110 bicubic, 122 unblended, on the demo clip)
-            warped = warp_image(prev, motion.flow_in(box), origin=(x0, y0))
+            warped = warp_image(prev, flow, origin=(x0, y0))
             out[y0:y1, x0:x1] = cv2.blendLinear(warped, new[y0:y1, x0:x1],
                                                 np.ascontiguousarray(a[y0:y1, x0:x1]),
                                                 np.ascontiguousarray(b[y0:y1, x0:x1]))

@@ -188,7 +188,7 @@ class Pipeline:
 
     def _share_stages(self, stylizer: Stylizer) -> None:
         """One StageTimes for every part of this pipeline: the whole budget in one place."""
-        for part in (self.source, stylizer, self.blender, *self.sinks):
+        for part in (self.source, stylizer, *self.sinks):
             part.stages = self.stages
 
     def _main(self) -> None:

@@ -5,7 +5,7 @@ A frame goes through the chain on one of two roads, chosen once per stylizer:
 - the host road: HxWx3 uint8 numpy frames and OpenCV, the fastest on a CPU (each step's
   kernel was measured against its torch twin there: docs/benchmarks.md);
 - the device road: 1x3xHxW float tensors in [0, 1] on the network's device. The frame
-  goes up once (`media.tensors.upload`) and comes down once (`download`); only the
+  goes up once (`media.tensors.image_to_tensor`) and comes down once (`download`); only the
   flow's small copy is estimated on the host (DIS) and goes up small.
 """
 

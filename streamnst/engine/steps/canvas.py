@@ -3,15 +3,8 @@ the motion with the flow blend, else fixed to the screen."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from streamnst.engine.canvas import add_canvas, add_grain, add_grain_tensor, screen_grain_tensor
 from streamnst.engine.steps.base import Step, Work
-
-
-@dataclass(frozen=True)
-class Settings:
-    amount: float = 0.0  # levels of 255
 
 
 class Canvas(Step):

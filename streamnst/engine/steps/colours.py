@@ -3,15 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from streamnst.engine.colours import keep_colors, keep_colors_tensor
 from streamnst.engine.steps.base import Step, Work
-
-
-@dataclass(frozen=True)
-class Settings:
-    on: bool = False
 
 
 class Colours(Step):

@@ -4,15 +4,8 @@ only their few numbers go up, and the mask is drawn there."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from streamnst.engine.faces import keep_face, keep_face_tensor, still_faces
+from streamnst.engine.faces import face_mask, keep_face, keep_face_tensor, still_faces
 from streamnst.engine.steps.base import Step, Work
-
-
-@dataclass(frozen=True)
-class Settings:
-    amount: float = 0.0  # 0..1 of the face shows through
 
 
 class Faces(Step):
@@ -27,8 +20,6 @@ class Faces(Step):
         return still_faces(w.image, w.size)
 
     def host(self, st, w: Work) -> None:
-        from streamnst.engine.faces import face_mask
-
         mask = face_mask(w.size, self._faces(w))
         source = w.work if st.face_palette is None \
             else st.face_palette(w.work, follow=w.blend is not None)

@@ -3,14 +3,7 @@ statistics are followed, a picture's matched."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from streamnst.engine.steps.base import Step, Work
-
-
-@dataclass(frozen=True)
-class Settings:
-    amount: float = 0.0  # 0..1
 
 
 class Palette(Step):

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from streamnst.engine.shading import SIGMA, keep_shading, keep_shading_tensor
+from streamnst.engine.shading import keep_shading, keep_shading_tensor
 from streamnst.engine.steps.base import Step, Work
-
-
-@dataclass(frozen=True)
-class Settings:
-    amount: float = 0.0  # 0..1
-    sigma: float = SIGMA  # of the coarse luminance, in working pixels
 
 
 class Shading(Step):
