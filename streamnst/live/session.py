@@ -33,10 +33,11 @@ class LiveConfig:
     source: str | None = None  # a source spec; None: the webcam if one answers, else demo
     outputs: tuple[str, ...] = ("vcam",)
     style: str = DEFAULT_STYLE
-    # the network's working size: `scale` of the frame capped at `max_side` (0: no cap);
+    # the network's working size: `scale` of the frame capped at `max_side` (0: no cap;
+    # None: the device's default, LIVE_MAX_SIDE on a CPU and LIVE_MAX_SIDE_GPU on a GPU);
     # scale None adapts to keep up with `fps_target` (the source's rate, at most 30)
     scale: float | None = None
-    max_side: int = LIVE_MAX_SIDE
+    max_side: int | None = None
     fps_target: float | None = None
     # the rest of the stylizer's settings (device, dtype, threads, backend, shading,
     # canvas, keep_colors, keep_face); its scale and max_side come from the fields above
@@ -57,8 +58,9 @@ class LiveConfig:
         """The stylizer's settings at `scale` (default: this config's, 1 where it adapts)."""
         scale = scale if scale is not None else (self.scale or 1.0)
         max_side = self.max_side
-        if max_side == LIVE_MAX_SIDE and pick_device(self.stylizer.device).type != "cpu":
-            max_side = LIVE_MAX_SIDE_GPU  # the CPU's default cap is not a GPU's
+        if max_side is None:  # the CPU's default cap is not a GPU's
+            gpu = pick_device(self.stylizer.device).type != "cpu"
+            max_side = LIVE_MAX_SIDE_GPU if gpu else LIVE_MAX_SIDE
         return dataclasses.replace(self.stylizer, scale=scale, max_side=max_side or None,
                                    threads=self.stylizer.threads or live_threads())
 

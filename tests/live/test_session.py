@@ -24,6 +24,16 @@ def test_the_defaults_are_the_live_filters_and_a_session_runs():
     assert fixed.stylizer.settings.max_side is None  # 0: no cap
 
 
+def test_the_default_cap_follows_the_device_and_a_chosen_cap_is_kept():
+    """640 px is a CPU's default; off the CPU (the chain runs there too) the default is
+    1080p; a cap the user names is theirs on any device, 640 included."""
+    off_cpu = dataclasses.replace(FAST, device="meta")  # any device but the CPU
+    assert LiveConfig("demo", stylizer=FAST).stylizer_settings().max_side == 640
+    assert LiveConfig("demo", stylizer=off_cpu).stylizer_settings().max_side == 1920
+    assert LiveConfig("demo", stylizer=off_cpu, max_side=640).stylizer_settings().max_side \
+        == 640
+
+
 def test_a_session_keeps_torch_and_opencv_to_its_thread_budget():
     import cv2
 
