@@ -1,6 +1,7 @@
 """The stylizer's chain: an ordered list of steps, each a file of its own in this folder
-(a settings dataclass where it has settings, and one Step with a host and a device
-version). `Stylizer.begin` runs the "begin" steps, `finish` the rest, in this order.
+(one Step with a host and a device version; a step reads its amount off the stylizer,
+which resolves the user's setting against the style's stored one). `Stylizer.begin`
+runs the "begin" steps, `finish` the rest, in this order.
 
 Adding a step: one new file here, and one line in CHAIN.
 """
