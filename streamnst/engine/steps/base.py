@@ -49,9 +49,13 @@ class Step:
 
     name = ""
     half = "finish"
-    times_itself = False  # on the host road, the step records its own stages
 
     def active(self, st: Stylizer, w: Work) -> bool:
+        return True
+
+    def timed(self, w: Work) -> bool:
+        """Whether the timer charges this run to the step's name (a step that records
+        its own stages, or does no work worth a stage here, says no)."""
         return True
 
     def host(self, st: Stylizer, w: Work) -> None:
@@ -70,18 +74,18 @@ class StepTimer:
         self.stages = stages
 
     def run(self, step: Step, st: Stylizer, w: Work) -> None:
-        if w.device is not None and w.device.type == "cuda":
+        run = step.host if w.device is None else step.device
+        if not step.timed(w):
+            run(st, w)
+        elif w.device is not None and w.device.type == "cuda":
             start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
             start.record()
-            step.device(st, w)
+            run(st, w)
             end.record()
             w.timings.append((step.name, start, end))
-            return
-        if w.device is None and step.times_itself:
-            step.host(st, w)
-            return
-        with self.stages.time(step.name):
-            (step.host if w.device is None else step.device)(st, w)
+        else:
+            with self.stages.time(step.name):
+                run(st, w)
 
     def flush(self, w: Work) -> None:
         """Record the GPU milliseconds of a frame whose download has finished."""

@@ -14,6 +14,10 @@ class Tracking(Step):
     def active(self, st, w: Work) -> bool:
         return w.blend is not None
 
+    def timed(self, w: Work) -> bool:
+        # in the other modes tracking only keeps the input history: no flow, no stage
+        return w.blend.settings.mode == "flow"
+
     def host(self, st, w: Work) -> None:
         w.motion = w.blend.track(w.image, w.size)
 

@@ -12,7 +12,9 @@ from streamnst.media.tensors import host_tensor_to_image, image_to_tensor
 
 class Network(Step):
     name, half = "network", "begin"
-    times_itself = True  # on the host: to_tensor, network and from_tensor apart
+
+    def timed(self, w: Work) -> bool:
+        return w.device is not None  # the host road records to_tensor, network, from_tensor
 
     def host(self, st, w: Work) -> None:
         timed = st.stages.time
