@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -137,15 +138,16 @@ def _partial_summary(pipeline) -> dict:
 
 def _watch(pipeline):
     """Start, show the status panel and take keys until the end or Ctrl+C; stop."""
-    pipeline.start()
-    for problem in pipeline.sink_problems:
-        console.print(f"[yellow]warning:[/] {problem.message}", highlight=False,
-                      soft_wrap=True)
-    # from here a signal only sets `stop` (seen: one SIGINT raised as an exception in a few
-    # hundred during a style switch was swallowed there and left the filter running); a
-    # second one while stop() finishes the recordings changes nothing, and every join in
-    # stop() has a timeout, so that cannot hang
+    # from the start a signal only sets `stop` (seen: one SIGINT raised as an exception in a
+    # few hundred during a style switch was swallowed there and left the filter running; and
+    # one that came while an output was connecting was lost); a second one while stop()
+    # finishes the recordings changes nothing, and every join in stop() has a timeout, so
+    # that cannot hang
     with stop_requested(restore=False) as stop:
+        pipeline.start(stop)
+        for problem in pipeline.sink_problems:
+            console.print(f"[yellow]warning:[/] {escape(problem.message)}", highlight=False,
+                          soft_wrap=True)
         with key_reader() as read_key, Live(status_table(pipeline), console=console,
                                             refresh_per_second=4,
                                             transient=not console.is_terminal) as view:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import fractions
 import logging
+import os
+import socket
+import ssl
 import time
 from urllib.parse import urlsplit
 
@@ -35,6 +38,9 @@ AAC_FRAME = 1024  # samples per AAC frame
 RETRY_S = (1.0, 2.0, 4.0, 8.0)  # back-off between reconnection attempts, then every 8 s
 PROBE_FRAMES, PROBE_GAP_S = 3, 0.1
 HELD_S = 2.0  # a new connection that holds this long ends the outage (else it goes on)
+# a server that accepts and then says nothing, or a receiver that stops reading, fails a
+# connect, handshake or write after this long (FFmpeg's own wait is endless)
+IO_TIMEOUT_S = 3.0
 
 
 def mask_key(url: str) -> str:
@@ -79,9 +85,20 @@ class RtmpSink(Sink):
         self._sound = self.audio.subscribe() if self.audio is not None else None
         self._connect()  # a wrong URL, a refused key or no server: said now, in one line
 
-    def _connect(self) -> None:
+    def _connect(self, probe: bool = False) -> None:
+        """Connect and publish. FFmpeg holds the GIL while it connects, shakes hands and
+        writes the header: a server that stalls there stops every thread of the filter,
+        for up to IO_TIMEOUT_S. With `probe` (reconnections), Python first waits for the
+        server to answer, holding nothing; not on the first connection, as a receiver that
+        takes a single connection (`ffmpeg -listen 1`) would take the probe's and end."""
+        if probe:
+            try:
+                answers(self.url, IO_TIMEOUT_S)
+            except OSError as exc:
+                raise self._cannot_publish(exc) from None
         try:
-            container = av.open(self.url, mode="w", format="flv")
+            container = av.open(self.url, mode="w", format="flv", options={
+                "rw_timeout": str(int(IO_TIMEOUT_S * 1e6))})  # microseconds
         except (av.error.FFmpegError, OSError) as exc:
             raise self._cannot_publish(exc) from None
         try:
@@ -167,7 +184,7 @@ class RtmpSink(Sink):
         if now < self._retry_at:
             return False  # this frame is dropped; the filter never waited for it
         try:
-            self._connect()
+            self._connect(probe=True)
         except OutputError:
             self._tries += 1
             self._retry_at = now + RETRY_S[min(self._tries, len(RETRY_S) - 1)]
@@ -192,6 +209,30 @@ class RtmpSink(Sink):
         except (av.error.FFmpegError, OSError):
             pass
         self._drop_container()
+
+
+def answers(url: str, timeout: float) -> None:
+    """Connect to the RTMP(S) server of `url` and take the first half of its handshake
+    (S0 and S1 for our C0 and C1); OSError (TimeoutError included) if it does not answer
+    within `timeout` seconds."""
+    parts = urlsplit(url)
+    secure = parts.scheme.lower() == "rtmps"
+    address = (parts.hostname, parts.port or (443 if secure else 1935))
+    with socket.create_connection(address, timeout) as raw:
+        sock = raw
+        if secure:  # as FFmpeg's TLS does by default, no certificate check: nothing is sent
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            sock = context.wrap_socket(raw, server_hostname=parts.hostname)
+        deadline = time.monotonic() + timeout
+        sock.sendall(b"\x03" + bytes(8) + os.urandom(1528))  # version 3, time 0, zeros
+        got = 0
+        while got < 1 + 1536:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(1 + 1536 - got)
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection in the handshake")
+            got += len(chunk)
 
 
 def _reason(exc: BaseException, url: str) -> str:

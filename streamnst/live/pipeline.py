@@ -54,6 +54,8 @@ class Pipeline:
     """Run a live stylised stream until stopped, a frame or time limit, or the source ends."""
 
     MAX_CONSECUTIVE_FAILURES = 30
+    OPEN_WAIT_S = 8.0  # how long start() waits for the outputs to connect
+    STOP_S = 10.0  # how long stop() gives the outputs, all together, to finish
 
     def __init__(self, source: Source, stylizer: Stylizer, sinks: list[Sink],
                  blend: BlendSettings | None = None, max_frames: int | None = None,
@@ -156,21 +158,21 @@ class Pipeline:
             self.stylizer.set_scale(scaler.scale)
 
     # ----- lifecycle --------------------------------------------------------------------
-    def start(self) -> Pipeline:
+    def start(self, stop: threading.Event | None = None) -> Pipeline:
+        """Start the source and every output, each opening in its own thread; wait up to
+        OPEN_WAIT_S for them (or until `stop` is set): one still connecting then goes on
+        connecting on its own and gets frames once it can."""
         self.source.start()
-        width, height = self.source.wait_for_size()
-        opened = []
+        width, height = self.source.wait_for_size(stop=stop)
         for sink in self.sinks:
             sink.audio = self.source.audio  # outputs that carry sound take it from here
-            try:
-                sink.open(width, height, self.source.fps)
-            except OutputError as exc:  # e.g. no virtual camera driver: tell, keep running
-                self.sink_problems.append(SinkProblem(sink.name, str(exc)))
-                log.info("%s", exc)  # reported once, by whoever reads sink_problems
-                continue
-            opened.append(sink.start())
-        self.sinks = opened
-        if not opened and self.sink_problems:
+            sink.start(width, height, self.source.fps)
+        deadline = time.monotonic() + self.OPEN_WAIT_S
+        for sink in self.sinks:
+            while not sink.settled.wait(0.05):
+                if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                    break
+        if not self._take_open_failures():
             self.source.stop()
             reasons = "; ".join(p.message for p in self.sink_problems)
             raise OutputError(f"no output could be opened ({reasons}); add another --output, "
@@ -190,6 +192,18 @@ class Pipeline:
         """One StageTimes for every part of this pipeline: the whole budget in one place."""
         for part in (self.source, stylizer, *self.sinks):
             part.stages = self.stages
+
+    def _take_open_failures(self) -> bool:
+        """Move the outputs that could not open to `sink_problems` (e.g. no virtual camera
+        driver: told once, the others go on); False when no output is left."""
+        with self._lock:
+            failed = [sink for sink in self.sinks if sink.open_error is not None]
+            if failed:
+                for sink in failed:
+                    self.sink_problems.append(SinkProblem(sink.name, str(sink.open_error)))
+                    log.info("%s", sink.open_error)  # said by whoever reads sink_problems
+                self.sinks = [sink for sink in self.sinks if sink.open_error is None]
+            return bool(self.sinks)
 
     def _main(self) -> None:
         try:
@@ -304,6 +318,11 @@ class Pipeline:
         s.process_latencies.append(now - out.timestamp)
         if len(s.infer_ms) > 20000:
             del s.infer_ms[:10000], s.process_latencies[:10000]
+        if not all(sink.settled.is_set() for sink in self.sinks) or \
+                any(sink.open_error for sink in self.sinks):
+            if not self._take_open_failures():  # the last output still connecting failed
+                reasons = "; ".join(p.message for p in self.sink_problems)
+                raise OutputError(f"no output could be opened ({reasons})")
         for sink in self.sinks:
             sink.offer(out)
         s.frames_out += 1
@@ -352,12 +371,17 @@ class Pipeline:
         # inside torch's C++ aborted it ("terminate called without an active exception")
         for loader in self.styles.loaders:
             loader.join(5.0)
-        sink_errors = []
+        # every output finishes in its own thread, all at once, within one deadline: a
+        # recording is completed whatever a stalled server does
         for sink in self.sinks:
-            try:
-                sink.stop()
-            except BaseException as exc:
-                sink_errors.append(exc)
+            sink.slot.close()
+        deadline, sink_errors = time.monotonic() + self.STOP_S, []
+        for sink in self.sinks:
+            if not sink.settled.is_set():  # still connecting: nothing of it to finish (it
+                continue  # closes itself if it ever connects), so it is not waited for
+            if not sink.join(deadline):
+                self.sink_problems.append(SinkProblem(sink.name, (
+                    f"{sink.name}: did not finish within {self.STOP_S:g} s; left behind")))
             if sink.error is not None:
                 sink_errors.append(sink.error)
         summary = self.summary()
@@ -379,6 +403,7 @@ class Pipeline:
 
     # ----- statistics ---------------------------------------------------------------------
     def summary(self) -> LiveStats:
+        self._take_open_failures()
         s, scaler = self.stats, self.autoscaler
         elapsed = (s.last_out - s.first_out) if s.first_out and s.last_out else 0.0
         sink_lat = [v for sink in self.sinks for v in sink.latencies]

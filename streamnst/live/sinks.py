@@ -34,7 +34,9 @@ class Sink:
         self.slot: LatestSlot[Frame] = LatestSlot()
         self.sent = 0
         self.latencies: list[float] = []  # capture -> sent, seconds (bounded)
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # a failure after it opened
+        self.open_error: OutputError | None = None  # why it could not open
+        self.settled = threading.Event()  # open() has returned or failed
         self._thread: threading.Thread | None = None
         self.stages = StageTimes()  # the pipeline hands in its own
         self.audio: AudioFeed | None = None  # the source's sound (the pipeline hands it in)
@@ -50,29 +52,51 @@ class Sink:
         """Release resources; a file must be complete and valid afterwards."""
 
     # -- shared ---------------------------------------------------------------------
-    def start(self) -> Sink:
-        self._thread = threading.Thread(target=self._main, name=f"sink-{self.name}",
-                                        daemon=True)
+    def start(self, width: int, height: int, fps: float) -> Sink:
+        """Open and run in a thread of its own: a server that stalls while this one connects
+        holds up neither the other outputs nor the stop. `settled` is set once open() has
+        returned; `open_error` then says why it could not open."""
+        self._thread = threading.Thread(target=self._main, args=(width, height, fps),
+                                        name=f"sink-{self.name}", daemon=True)
         self._thread.start()
         return self
 
-    def _main(self) -> None:
+    def _main(self, width: int, height: int, fps: float) -> None:
         try:
-            while True:
-                frame = self.slot.get(timeout=0.5)
-                if frame is None:
-                    if self.slot.closed:
-                        return
-                    continue
-                with self.stages.time(f"send:{self.name}"):
-                    self.send(frame)
-                self.sent += 1
-                self.latencies.append(time.monotonic() - frame.timestamp)
-                if len(self.latencies) > 20000:
-                    del self.latencies[:10000]
+            self.open(width, height, fps)
+        except Exception as exc:  # any failure to open is this output's problem alone
+            self.open_error = exc if isinstance(exc, OutputError) else OutputError(
+                f"{self.name}: cannot open ({one_line(exc)})")
+            log.debug("sink %s failed to open", self.name, exc_info=True)
+            return
+        finally:
+            self.settled.set()
+        try:
+            self._run()
         except BaseException as exc:  # surfaced when the pipeline stops
             self.error = exc
-            log.error("sink %s failed: %s", self.name, exc)
+            log.error("sink %s failed: %s", self.name, one_line(exc))
+        finally:
+            # closed here, in its own thread: a sink stuck in a write never holds up
+            # the others' close (a recording is finished whatever a server does)
+            try:
+                self.close()
+            except BaseException as exc:
+                self.error = self.error or exc
+
+    def _run(self) -> None:
+        while True:
+            frame = self.slot.get(timeout=0.5)
+            if frame is None:
+                if self.slot.closed:
+                    return
+                continue
+            with self.stages.time(f"send:{self.name}"):
+                self.send(frame)
+            self.sent += 1
+            self.latencies.append(time.monotonic() - frame.timestamp)
+            if len(self.latencies) > 20000:
+                del self.latencies[:10000]
 
     def delay(self) -> float:
         """Capture to sent, seconds, lately (the median of the last 30 frames; 0.1 before
@@ -87,11 +111,26 @@ class Sink:
     def dropped(self) -> int:
         return self.slot.dropped
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the sink to finish (it closes in its own thread) and wait up to `timeout`
+        seconds; False if it is still stuck then (it is left behind, a daemon thread)."""
         self.slot.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.close()
+        return self.join(time.monotonic() + timeout)
+
+    def join(self, deadline: float) -> bool:
+        """Wait until the sink's thread has closed it, or the monotonic `deadline`."""
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            log.warning("%s did not stop in time; leaving it behind", self.name)
+            return False
+        return True
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of text: its message, else its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class NullSink(Sink):

@@ -94,10 +94,15 @@ class Source:
         if self.error is not None:
             raise self.error
 
-    def wait_for_size(self, timeout: float = 10.0) -> tuple[int, int]:
-        """Block until the first frame is known (sinks need the size to open)."""
+    def wait_for_size(self, timeout: float = 10.0,
+                      stop: threading.Event | None = None) -> tuple[int, int]:
+        """Block until the first frame is known (sinks need the size to open). A `stop`
+        set meanwhile (Ctrl+C before anything began) raises KeyboardInterrupt."""
         deadline = time.monotonic() + timeout
         while self.size is None and time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                self.stop()
+                raise KeyboardInterrupt
             if self.ended.is_set():
                 self.check()
                 raise InputError(f"{self.name}: ended before producing a frame")

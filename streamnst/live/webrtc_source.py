@@ -10,6 +10,7 @@ up until a new sender takes over.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -41,9 +42,10 @@ class WebRTCSource(Source):
         if not self.stop_event.is_set():
             self.emit(image)
 
-    def wait_for_size(self, timeout: float = WAIT_FOR_SENDER_S) -> tuple[int, int]:
+    def wait_for_size(self, timeout: float = WAIT_FOR_SENDER_S,
+                      stop: threading.Event | None = None) -> tuple[int, int]:
         log.warning("waiting for a camera: click 'use my camera' on the viewer page")
-        return super().wait_for_size(timeout)
+        return super().wait_for_size(timeout, stop)
 
     def stop(self, timeout: float = 1.0) -> None:
         super().stop(timeout)

@@ -35,7 +35,7 @@ from streamnst.core.audio import LAYOUT, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.broadcast import RETRY_S
-from streamnst.live.sinks import Sink
+from streamnst.live.sinks import Sink, one_line
 from streamnst.live.webrtc_peers import LatestFrameTrack
 from streamnst.media.video import even_size
 
@@ -100,8 +100,7 @@ class WhipSink(Sink):
         self._loop_thread.start()
         try:
             self._call(self._publish(), CONNECT_S + DELETE_S)
-        except (WhipRefused, OSError, aiohttp.ClientError, asyncio.TimeoutError,
-                FutureTimeout) as exc:
+        except Exception as exc:  # whatever the server did, one line and the loop closed
             self.close()
             raise OutputError(f"{self.shown}: cannot publish over WHIP "
                               f"({self._reason(exc)})") from None
@@ -173,9 +172,14 @@ class WhipSink(Sink):
         try:
             await pc.setLocalDescription(await pc.createOffer())  # gathers ICE first
             answer = await self._post(pc.localDescription.sdp)
-            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            except Exception as exc:  # aiortc's parser raises what it meets (ValueError...)
+                raise WhipRefused(f"the server's answer is not usable SDP ({one_line(exc)})"
+                                  ) from None
             await asyncio.wait_for(connected, CONNECT_S)
         except BaseException:
+            connected.cancel()  # else closing sets an exception no one reads (logged)
             await pc.close()
             await self._delete()
             raise
@@ -184,7 +188,7 @@ class WhipSink(Sink):
     async def _post(self, offer: str) -> str:
         headers = {"Content-Type": "application/sdp", **self._auth()}
         async with self._http.post(self.endpoint, data=offer, headers=headers) as reply:
-            body = await reply.text()
+            body = (await reply.read()).decode("utf-8", "replace")  # SDP is UTF-8 (RFC 8866)
             if reply.status in (401, 403):
                 raise WhipRefused(f"the server refused the token (HTTP {reply.status}); "
                                   "check --whip-token")
@@ -227,7 +231,7 @@ class WhipSink(Sink):
             await asyncio.sleep(RETRY_S[min(tries, len(RETRY_S) - 1)])
             try:
                 await self._publish()
-            except (WhipRefused, OSError, aiohttp.ClientError, asyncio.TimeoutError):
+            except Exception:  # a refusal, a timeout, an answer aiortc cannot read
                 tries += 1
                 continue
             self.reconnects += 1
