@@ -54,7 +54,7 @@ def live(**opts):
     limit_malloc_arenas()  # a long-running process: keep RSS from creeping
 
     def say(line: str) -> None:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)  # names, paths
 
     # the URL is said as soon as the server listens: a --source webrtc start waits for a
     # camera that can only connect with it (and the token goes to the terminal, not a log)

@@ -26,35 +26,38 @@ KEYS_HELP = ("keys: n/p next/prev style  [/] mix less/more  m mix with next  b b
 
 
 def status_table(pipeline: Pipeline) -> Table:
+    """The status panel. Every name in it (styles, sources, outputs, problems) is the
+    user's: Text, never read as rich markup (a style named "[/red]x" crashed it)."""
     s = pipeline.summary()
     table = Table(title="streamnst live", show_header=False, min_width=60)
     table.add_column(style="bold")
     table.add_column()
     src = pipeline.source
-    table.add_row("source", f"{src.name}  {s.source_fps:.1f} fps  captured {s.captured}")
+    table.add_row("source", Text(f"{src.name}  {s.source_fps:.1f} fps  captured {s.captured}"))
     table.add_row("output", f"{s.fps:.1f} fps  frames {s.frames_out}  "
                   f"dropped {s.dropped}  CPU {s.cpu_ms_per_frame:.0f} ms/frame "
                   f"({s.cores} cores)")
     table.add_row("latency", f"p50 {s.latency_p50_ms:.0f} ms  p95 {s.latency_p95_ms:.0f} ms"
                   f"  (stylise+blend {s.infer_ms_median:.0f} ms)")
-    style = s.style + (f"  (loading {pipeline.switching}...)" if pipeline.switching else "")
+    style = Text(s.style + (f"  (loading {pipeline.switching}...)"
+                            if pipeline.switching else ""))
     if pipeline.switch_error:
-        style += f"  [red]{pipeline.switch_error}[/]"
+        style.append(f"  {pipeline.switch_error}", style="red")
     if s.mix_style and s.mix > 0:
-        style += f"  + {s.mix:.0%} {s.mix_style}"
+        style.append(f"  + {s.mix:.0%} {s.mix_style}")
     if s.keep_colors:
-        style += "  in the input's colours"
+        style.append("  in the input's colours")
     if s.keep_face > 0:
-        style += f"  keeping {s.keep_face:.0%} of faces"
+        style.append(f"  keeping {s.keep_face:.0%} of faces")
     table.add_row("style", style)
     auto = f" (auto for {s.target_fps:g} fps)" if s.auto_scale else ""
     table.add_row("blend", f"{s.blend}  strength {s.strength:.2f}  "
                   f"scale {s.scale:.2f}{auto}")
     table.add_row("device", f"{s.device} {s.dtype}")
     for name, info in s.sinks.items():
-        table.add_row("sink", f"{name}: sent {info['sent']}, dropped {info['dropped']}")
+        table.add_row("sink", Text(f"{name}: sent {info['sent']}, dropped {info['dropped']}"))
     for problem in s.sink_problems:
-        table.add_row("[yellow]sink[/]", f"[yellow]{problem}[/]")
+        table.add_row("[yellow]sink[/]", Text(problem, style="yellow"))
     table.caption = Text(KEYS_HELP)  # plain text: "[/]" would read as a markup tag
     return table
 

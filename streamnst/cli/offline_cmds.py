@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from streamnst.cli.app import (
@@ -55,7 +56,8 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
         return stylizer.stylize(image, blender, faces)
 
     info = stylizer.describe()
-    console.print(f"style [bold]{info['style']}[/] ({info['arch']}) on {info['device']} "
+    console.print(f"style [bold]{escape(info['style'])}[/] ({info['arch']}) on "
+                  f"{info['device']} "
                   f"{info['dtype']}")
     with stop_requested(restore=False) as stop, progress_bar() as progress:
         task = progress.add_task("stylising", total=None, info="")
@@ -71,10 +73,11 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
                              max_frames=max_frames, on_start=on_start, on_frame=on_frame,
                              stop=stop)
     if result.interrupted:
-        console.print(f"[yellow]interrupted[/]: {result.output} holds the first "
+        console.print(f"[yellow]interrupted[/]: {escape(str(result.output))} holds the first "
                       f"{result.frames} frames")
         sys.exit(130)
-    console.print(f"wrote {result.output} ({result.frames} frame{'s' * (result.frames != 1)})")
+    console.print(f"wrote {escape(str(result.output))} ({result.frames} "
+                  f"frame{'s' * (result.frames != 1)})")
 
 
 
@@ -145,7 +148,7 @@ def export(style, output, opset, overwrite):
 
     check_export_path(output, overwrite)  # before loading the style
     path = export_onnx(load_style(style), output, opset, overwrite)
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); input 'image' "
+    console.print(f"wrote {escape(str(path))} ({path.stat().st_size / 1e6:.1f} MB); input 'image' "
                   "1x3xHxW float32 in [0,1], H and W multiples of the network stride")
 
 
@@ -211,10 +214,10 @@ def gatys(content, style_image, output, content_layers, style_layers, vgg, devic
 
         path, done, reused = render_gatys(content, output, engine, max_frames=max_frames,
                                           on_frame=on_frame, on_iter=on_iter)
-    console.print(f"wrote {path} ({done} frames rendered" +
+    console.print(f"wrote {escape(str(path))} ({done} frames rendered" +
                   (f", {reused} reused from an earlier run)" if reused else ")"))
     if done:  # the last frame optimised: did it converge, run out of iterations, or fail?
-        console.print(f"last frame: {engine.stop_reason}", highlight=False)
+        console.print(f"last frame: {escape(str(engine.stop_reason))}", highlight=False)
 
 
 

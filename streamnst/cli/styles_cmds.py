@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from streamnst.cli.app import cli, console, dataclass_options, out, progress_bar
 from streamnst.core.errors import StreamNSTError
@@ -64,12 +66,15 @@ def styles(name):
             arch = f"{ckpt.arch}({', '.join(f'{k}={v}' for k, v in ckpt.arch_args.items())})"
             params = f"{ckpt.num_params / 1e6:.2f} M"
         except StreamNSTError as exc:
-            arch, params = f"[red]unreadable: {exc}[/]", "-"
+            arch, params = Text(f"unreadable: {exc}", style="red"), "-"
         where = "bundled" if path.parent == bundled_dir() else str(path.parent)
-        table.add_row(name, arch, params, f"{path.stat().st_size / 1e6:.1f} MB", where)
+        # names and paths are the user's: Text, never read as rich markup ("[/red]x")
+        table.add_row(Text(name), Text(arch) if isinstance(arch, str) else arch, params,
+                      f"{path.stat().st_size / 1e6:.1f} MB", Text(where))
     out.print(table)
     if not found:
-        console.print(f"no styles installed; train one with 'streamnst train' into {user_dir()}")
+        console.print(f"no styles installed; train one with 'streamnst train' into "
+                      f"{escape(str(user_dir()))}")
 
 
 
@@ -109,6 +114,15 @@ def _run_options(f):
     return _train_options(f)
 
 
+def _finite(value: float, name: str) -> float:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    import math
+
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{name} must be a number, got {value}")
+    return value
+
+
 def _config(style_image, data, out, run_dir, name, resume, style_layers, style_layer_weights,
             vgg, device, dtype, **settings):
     from streamnst.core.errors import InputError
@@ -124,7 +138,8 @@ def _config(style_image, data, out, run_dir, name, resume, style_layers, style_l
                          style_layer_weights=weights, vgg=str(vgg) if vgg else None,
                          device=device, dtype=dtype, **settings)
     if Path(out).exists() and not resume and not (config.run_path / "state.pth").exists():
-        console.print(f"note: {out} exists and will be replaced by this run's checkpoints")
+        console.print(f"note: {escape(str(out))} exists and will be replaced by this run's "
+                      "checkpoints")
     check_run_dir(config, resume)
     return config
 
@@ -138,6 +153,7 @@ def _config(style_image, data, out, run_dir, name, resume, style_layers, style_l
                    "recipe, steering its stabilisation by its live warp (the recipe options "
                    "below are not used); --data is optional.")
 @click.option("--minutes", default=4.0, show_default=True, type=click.FloatRange(0.05, 120),
+              callback=lambda ctx, param, v: _finite(v, "--minutes"),
               help="--quick: how long to train (start-up comes on top: about 20 s).")
 @click.option("--bank", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="--quick: the style bank to grow from (default: the bundled gallery).")
@@ -192,16 +208,21 @@ def train_bank(style_list, resume, **options):
 
 def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | None) -> None:
     """`train --quick`: the painting's modulation and output conv on the bank's trunk."""
+    from streamnst.core.atomic import check_writable
     from streamnst.media.imageio import read_image
     from streamnst.training.quick import QuickTrainer, plan
 
     read_image(painting)  # a clear error for a missing or broken image, before anything else
+    out = Path(options["out"])
+    check_writable(out)  # before the minutes of training, not after them
+    if out.exists():
+        console.print(f"note: {escape(str(out))} exists and will be replaced")
     with console.status("loading the bank and the loss network"):
         quick = plan(painting, options["out"], options["data"], bank,
                      device=options["device"], dtype=options["dtype"])
         config = quick.config.replace(name=options["name"] or "")
         trainer = QuickTrainer(config, quick.vgg)
-    console.print(f"starting from {quick.nearest} (the bank's nearest style), training "
+    console.print(f"starting from {escape(quick.nearest)} (the bank's nearest style), training "
                   f"{trainer.trainable} numbers for {minutes:g} min")
     with progress_bar() as progress:
         task = progress.add_task("learning", total=100, completed=0, info="")
@@ -214,7 +235,7 @@ def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | Non
     for fraction, ratio, steadiness in trainer.looks:
         console.print(f"at {fraction:.0%}: live warp {ratio:.2f}x the input's, stabilisation "
                       f"now {steadiness:.2f}x")
-    console.print(f"wrote {written} after {trainer.step} steps; try it: "
+    console.print(f"wrote {escape(str(written))} after {trainer.step} steps; try it: "
                   f"streamnst live --style {written}")
 
 
@@ -236,7 +257,7 @@ def _run_training(trainer, resume: bool) -> None:
     grid = result.samples[-1] if result.samples else None
     if result.interrupted:
         console.print(f"[yellow]interrupted[/] at step {result.step}: state saved in "
-                      f"{config.run_path}; add --resume to continue")
+                      f"{escape(str(config.run_path))}; add --resume to continue")
         sys.exit(130)
-    console.print(f"wrote {result.checkpoint} after {result.step} steps"
-                  + (f"; samples: {grid}" if grid else ""))
+    console.print(f"wrote {escape(str(result.checkpoint))} after {result.step} steps"
+                  + (f"; samples: {escape(str(grid))}" if grid else ""))

@@ -50,3 +50,22 @@ def remove_partials(target: str | os.PathLike) -> None:
     target = Path(target)
     for tmp in target.parent.glob(f".{target.stem}.*.partial{target.suffix}"):
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(target: str | os.PathLike) -> None:
+    """OutputError naming `target` unless a file can be written beside it now (its folder
+    made if missing): say it before an hour of work, not after."""
+    from streamnst.core.errors import OutputError
+
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".probe",
+                                     dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target} ({exc.strerror or exc}); choose another "
+                          "--out") from None
+    if target.is_dir():
+        raise OutputError(f"{target} is a folder; give --out a file name")

@@ -31,6 +31,8 @@ def canvas_grain(n: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
     coarse = torch.randn(n, 1, h // CELL + 3, w // CELL + 3, generator=gen)
     fine = F.interpolate(coarse, scale_factor=CELL, mode="bicubic", align_corners=False)
     fine = fine[..., CELL:CELL + h, CELL:CELL + w]  # away from the resize's edges
+    if h * w < 2:  # one pixel has no spread (std() warns): the grain is that one value
+        return fine.sign()
     return fine / fine.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
 
 

@@ -21,7 +21,6 @@ import os
 import socket
 import ssl
 import time
-from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -30,6 +29,7 @@ from streamnst.core.audio import CHANNELS, LAYOUT, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
 from streamnst.live.sinks import Sink
+from streamnst.live.urls import hide, mask_url, split
 from streamnst.media.video import even_size
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,19 @@ IO_TIMEOUT_S = 3.0
 
 
 def mask_key(url: str) -> str:
-    """The URL with its stream key (the last path part, and any query) hidden."""
-    parts = urlsplit(url)
-    app, _, key = parts.path.rpartition("/")
-    shown = f"{parts.scheme}://{parts.netloc}{app}/"
-    return shown + ("****" if key or parts.query else "")
+    """The URL with its stream key (the last path part), query and password hidden."""
+    return mask_url(url)
 
 
 def check_url(url: str) -> str:
     """`url` if it names a server, an application and a key; else a one-line error."""
-    parts = urlsplit(url)
-    segments = [s for s in parts.path.split("/") if s]
-    if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname or len(segments) < 2:
+    parts = split(url)
+    segments = [s for s in parts.path.split("/") if s] if parts else []
+    if parts is None or parts.scheme not in ("rtmp", "rtmps") or not parts.hostname or \
+            len(segments) < 2:
         raise OutputError(f"{mask_key(url)}: an RTMP output looks like "
                           "rtmp://HOST[:PORT]/APP/STREAM_KEY")
-    return url
+    return parts.geturl()  # the scheme in lower case, as FFmpeg wants it
 
 
 class RtmpSink(Sink):
@@ -215,8 +213,8 @@ def answers(url: str, timeout: float) -> None:
     """Connect to the RTMP(S) server of `url` and take the first half of its handshake
     (S0 and S1 for our C0 and C1); OSError (TimeoutError included) if it does not answer
     within `timeout` seconds."""
-    parts = urlsplit(url)
-    secure = parts.scheme.lower() == "rtmps"
+    parts = split(url)
+    secure = parts.scheme == "rtmps"
     address = (parts.hostname, parts.port or (443 if secure else 1935))
     with socket.create_connection(address, timeout) as raw:
         sock = raw
@@ -236,9 +234,6 @@ def answers(url: str, timeout: float) -> None:
 
 
 def _reason(exc: BaseException, url: str) -> str:
-    """A one-line reason that never repeats the URL's key (FFmpeg puts the URL in its
+    """A one-line reason that never repeats the URL's secrets (FFmpeg puts the URL in its
     messages)."""
-    text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
-    key = urlsplit(url).path.rpartition("/")[2]
-    text = text.replace(url, mask_key(url))
-    return text.replace(key, "****") if key else text
+    return hide(" ".join(str(getattr(exc, "strerror", None) or exc).split()), url)

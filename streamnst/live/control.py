@@ -116,19 +116,19 @@ class LiveControl:
         problem = _type_problem(data)
         if problem:
             return {"error": problem}
+        try:  # everything is checked first: a request refused changes nothing
+            self._check(data)
+        except (StreamNSTError, TypeError, ValueError, OverflowError) as exc:
+            return {"error": str(exc)}
         try:
             if "blend" in data or "strength" in data:
                 self.set_blend(data.get("blend"), data.get("strength"))
             if data.get("scale") == "auto":
                 p.set_scale("auto")
             elif "scale" in data:
-                p.set_scale(data["scale"])  # its range is the stylizer's to check
-            if "style" in data:
-                name = str(data["style"])
-                if name not in available_styles():
-                    return {"error": f"unknown style {name!r}"}
-                if name != self.current_style():
-                    p.switch_style(name)
+                p.set_scale(data["scale"])
+            if "style" in data and data["style"] != self.current_style():
+                p.switch_style(data["style"])
             if "keep_colors" in data:
                 p.set_keep_colors(data["keep_colors"])
             if "keep_face" in data:
@@ -138,6 +138,22 @@ class LiveControl:
         except (StreamNSTError, TypeError, ValueError, OverflowError) as exc:
             return {"error": str(exc)}
         return self.state()
+
+    def _check(self, data: dict) -> None:
+        """Raise InputError for the first value of a request that cannot be applied."""
+        p = self.pipeline
+        if "blend" in data or "strength" in data:
+            changes = {k: v for k, v in (("mode", data.get("blend")),
+                                         ("strength", data.get("strength"))) if v is not None}
+            dataclasses.replace(p.blend_settings, **changes)  # its own checks
+        if "scale" in data and data["scale"] != "auto":
+            dataclasses.replace(p.stylizer.settings, scale=float(data["scale"]))
+        if "style" in data and data["style"] not in available_styles():
+            raise InputError(f"unknown style {data['style']!r}")
+        if "keep_face" in data and not 0.0 <= data["keep_face"] <= 1.0:
+            raise InputError(f"keep_face must be between 0 and 1, got {data['keep_face']}")
+        if "mix" in data and not 0.0 <= data["mix"] <= 1.0:
+            raise InputError(f"mix must be between 0 and 1, got {data['mix']}")
 
     def state(self) -> dict:
         """What a viewer shows: styles, the pending-aware style and blend, scale, fps."""

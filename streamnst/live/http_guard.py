@@ -125,8 +125,10 @@ def guard_middleware(policy: HostPolicy, json_paths: Iterable[str], max_body: in
             if request.path in json_paths and (request.content_type != "application/json"
                                                or _charset(request) not in JSON_CHARSETS):
                 return refuse(415, "send Content-Type: application/json (UTF-8)")
-            if request.path in binary_paths \
-                    and request.content_type != "application/octet-stream":
+            # aiohttp reads a missing header as octet-stream: the header itself must say so
+            if request.path in binary_paths and (
+                    "Content-Type" not in request.headers
+                    or request.content_type != "application/octet-stream"):
                 return refuse(415, "send Content-Type: application/octet-stream")
             cap = binary_paths.get(request.path, max_body)
             if (request.content_length or 0) > cap:

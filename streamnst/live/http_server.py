@@ -40,8 +40,7 @@ class _Handler(RequestHandler):
         if self._request_count == 0 and self.transport is not None:
             log.debug("closed a connection that sent no request within %.0f s",
                       HEADER_TIMEOUT_S)
-            self.force_close()
-            self.transport.close()
+            self.force_close()  # closes the transport, and forgets it (None from here)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         timer = getattr(self, "_head_timer", None)

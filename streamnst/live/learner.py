@@ -186,13 +186,17 @@ class Learning:
     def start(self, painting: str | Path, minutes: float = MINUTES,
               name: str | None = None) -> Learner:
         with self._lock:
-            busy = self.current
-            if busy is not None and busy.running:
-                raise InputError(f"{busy.name} is still being learnt "
-                                 f"({round(100 * busy.fraction)}%); one painting at a time: "
-                                 "wait for it to finish")
+            self.check_free()
             self.current = Learner(self.pipeline, painting, minutes, name).start()
             return self.current
+
+    def check_free(self) -> None:
+        """InputError ("one painting at a time") while a painting is being learnt."""
+        busy = self.current
+        if busy is not None and busy.running:
+            raise InputError(f"{busy.name} is still being learnt "
+                             f"({round(100 * busy.fraction)}%); one painting at a time: "
+                             "wait for it to finish")
 
     def progress(self) -> dict | None:
         current = self.current
@@ -208,9 +212,9 @@ class Learning:
 
 def check_painting(path: Path) -> None:
     """A painting given as --style must be an image that decodes."""
-    from streamnst.media.imageio import read_image
+    from streamnst.media.imageio import read_image, resize_painting
 
     try:
-        read_image(path)
+        resize_painting(read_image(path), 64)  # refuses one too small to learn from
     except InputError as exc:
         raise InputError(f"--style {path}: {exc}") from None

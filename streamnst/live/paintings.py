@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
-from streamnst.core.errors import InputError
-from streamnst.media.imageio import decode_image, write_image
+from streamnst.core.errors import InputError, OutputError
+from streamnst.media.imageio import MIN_PAINTING_SIDE, decode_image, write_image
 from streamnst.nets.checkpoint_io import user_dir
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -27,11 +28,12 @@ def paintings_dir() -> Path:
 
 
 def display_name(raw: str | None) -> str:
-    """A style name from a client's file name: letters, digits, spaces and dashes, at most
-    40 characters, no extension; "painting" where nothing is left."""
-    base = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]  # a path's last part only
+    """A style name from a client's file name: letters (of any script), digits, spaces and
+    dashes, at most 40 characters, no extension; "painting" where nothing is left."""
+    base = unquote(raw or "")  # the page sends it percent-encoded (a header is Latin-1)
+    base = base.replace("\\", "/").rsplit("/", 1)[-1]  # a path's last part only
     stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", base)
-    cleaned = re.sub(r"[^A-Za-z0-9 _-]+", " ", stem).strip()
+    cleaned = re.sub(r"[^\w -]+", " ", stem).strip()  # letters of any script
     return re.sub(r"\s+", " ", cleaned)[:40].strip() or "painting"
 
 
@@ -40,14 +42,21 @@ def store_painting(data: bytes) -> Path:
     line for the page) if it is too big, a pixel bomb or not an image."""
     if len(data) > MAX_BYTES:
         raise InputError(f"the painting is over {MAX_BYTES // (1024 * 1024)} MB")
-    rgb = decode_image(data, "the painting", max_pixels=MAX_PIXELS)
-    if min(rgb.shape[:2]) < 16:
-        raise InputError("the painting is too small (at least 16 pixels a side)")
+    # a format whose size cannot be read before decoding (.hdr, .pfm, .pam) is refused:
+    # a 10 MB Radiance file decoded to 4 GB
+    rgb = decode_image(data, "the painting", max_pixels=MAX_PIXELS, measured_only=True)
+    if min(rgb.shape[:2]) < MIN_PAINTING_SIDE:
+        raise InputError(f"the painting is too small (at least {MIN_PAINTING_SIDE} pixels a "
+                         "side)")
     folder = paintings_dir()
     # a link planted in place of the folder would carry the write elsewhere
     if folder.is_symlink() or (folder.exists() and not folder.resolve().is_relative_to(
             user_dir().resolve())):
         raise InputError(f"{folder} is a link out of the style directory; remove it")
     path = folder / f"{hashlib.sha256(rgb.tobytes()).hexdigest()[:16]}.png"
-    write_image(path, rgb)  # write, then rename (media/imageio.py)
+    try:
+        write_image(path, rgb)  # write, then rename (media/imageio.py)
+    except OSError as exc:  # read-only, full, or `paintings` is a file
+        raise OutputError(f"cannot store the painting in {folder} "
+                          f"({exc.strerror or exc}); free space or fix that folder") from None
     return path

@@ -23,7 +23,7 @@ from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import open_sink
 from streamnst.live.sources import default_source_spec, open_source
 from streamnst.live.stats import cores
-from streamnst.nets.checkpoint_io import DEFAULT_STYLE
+from streamnst.nets.checkpoint_io import DEFAULT_STYLE, indexed_spec
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,10 @@ def build_session(config: LiveConfig, hooks: SessionHooks | None = None) -> Pipe
     def style_factory(name: str) -> Stylizer:
         # the scale the running style has reached: the pipeline then carries the rest of
         # the live settings (keep colours, keep face) over
-        return Stylizer(name, config.stylizer_settings(pipeline.stylizer.settings.scale))
+        # an installed style loads through the index (a bank's by bank and name): a name
+        # is never read as a path
+        return Stylizer(indexed_spec(name),
+                        config.stylizer_settings(pipeline.stylizer.settings.scale))
 
     pipeline = Pipeline(source, first, sinks, config.blend, config.max_frames, config.duration,
                         style_factory, auto_scale=config.auto_scale,

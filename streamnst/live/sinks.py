@@ -356,11 +356,15 @@ def open_sink(spec: str, context: OutputContext | None = None) -> Sink:
     """A Sink for an --output spec: a registered scheme or a .mp4 path."""
     context = context or OutputContext(overwrite=True)
     scheme, sep, args = spec.partition(":")
+    scheme = scheme.lower()  # RTMP://, Whip+Https:// as well
     if "@" in scheme:
         scheme, _, backend = scheme.partition("@")
         args = f"{args}@{backend}"
     if scheme in SINKS:
         return SINKS[scheme](args, context)
+    known = f"use {', '.join(SINKS)} or a .mp4 path"
+    if args.startswith("//"):  # a URL of a scheme we do not know: it may hold a key
+        raise OutputError(f"unknown output scheme {scheme!r}; {known}")
     if Path(spec).suffix:
         return FileSink(spec, overwrite=context.overwrite)
-    raise OutputError(f"unknown output {spec!r}; use {', '.join(SINKS)} or a .mp4 path")
+    raise OutputError(f"unknown output {spec!r}; {known}")

@@ -351,8 +351,14 @@ def _pattern(args: str, context: OutputContext) -> Source:
     m = re.fullmatch(r"(?:(\d+)x(\d+))?(?:@([\d.]+))?", args)
     if not m:
         raise InputError(f"pattern spec 'pattern:{args}' must look like pattern:640x360@30")
-    w, h, fps = m.groups()
-    return PatternSource(int(w or 640), int(h or 360), float(fps or 30))
+    w, h, fps = int(m.group(1) or 640), int(m.group(2) or 360), float(m.group(3) or 30)
+    if not (2 <= w <= PATTERN_MAX_SIDE and 2 <= h <= PATTERN_MAX_SIDE and 1 <= fps <= 240):
+        raise InputError(f"pattern:{args}: width and height must be 2 to {PATTERN_MAX_SIDE} "
+                         "and the frame rate 1 to 240, e.g. pattern:640x360@30")
+    return PatternSource(w, h, fps)
+
+
+PATTERN_MAX_SIDE = 7680  # 8K: the largest frame a camera or screen gives
 
 
 register_source("webcam", _webcam)
@@ -376,6 +382,8 @@ def open_source(spec: str, context: OutputContext | None = None) -> Source:
     if not path.exists():
         known = ", ".join(f"{s}[:...]" for s in SOURCES)
         raise InputError(f"source {spec!r} is neither a file nor one of: {known}")
+    if path.is_dir():
+        raise InputError(f"{spec}: is a folder; give a video or an image file in it")
     if is_image_path(path):
         return ImageSource(path)
     return VideoFileSource(path)

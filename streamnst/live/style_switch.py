@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from streamnst.core.errors import CheckpointError, InputError, StreamNSTError
 from streamnst.engine.stylizer import Stylizer
-from streamnst.nets.checkpoint_io import bank_names
+from streamnst.nets.checkpoint_io import available_styles, bank_names
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class StyleSwitcher:
         """Paint `style` from the next frame on (keeping the mix where its bank allows);
         returns the loading thread when a file must be loaded, None when it is in place."""
         with self._folding:
-            new = self._fold(self.base(), style)
+            new = self._fold(self.base(), style) if self._in_bank(style) else None
             if new is not None:
                 self._offer(new, self._next_request(), reset=False)
                 return None
@@ -108,6 +109,16 @@ class StyleSwitcher:
             self._offer(new, self._next_request(), reset=False)
 
     # ----- inside ----------------------------------------------------------------------------
+    def _in_bank(self, style: str) -> bool:
+        """Whether `style` is to come from the running style's bank: the style index names
+        that bank for it (a file of that name wins: it loads), or the index has no style of
+        that name at all (a bank given by its path)."""
+        bank = self.base().checkpoint.bank
+        if bank is None:
+            return False
+        indexed = available_styles().get(style)
+        return indexed is None or Path(indexed).resolve() == Path(bank).resolve()
+
     def _fold(self, base: Stylizer, style: str) -> Stylizer | None:
         """`style` painted by `base`'s bank with the current mix (dropped if the mix style is
         not in that bank); None if `style` is not in it."""
@@ -144,7 +155,9 @@ class StyleSwitcher:
             new = self.factory(style)
             if self._live_mix():  # a bank style loaded from its file takes the mix too
                 new = self._fold(new, style) or new
-        except StreamNSTError as exc:
-            self._offer(None, request, reset=True, error=str(exc))
+        except Exception as exc:  # every failure is said (an OSError left it stuck)
+            error = str(exc) if isinstance(exc, StreamNSTError) else \
+                f"cannot load {style[:60]!r} ({type(exc).__name__}: {str(exc)[:200]})"
+            self._offer(None, request, reset=True, error=error)
             return
         self._offer(new, request, reset=True)

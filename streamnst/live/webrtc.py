@@ -75,6 +75,7 @@ class WebRTCServer:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._receiving = asyncio.Lock()  # one painting upload decodes at a time
         self._startup_error: BaseException | None = None
         self.published = 0
         #: called once with the full URL (token included) as soon as the server listens,
@@ -235,15 +236,25 @@ class WebRTCServer:
         """A painting to learn live: raw image bytes (see live/paintings.py)."""
         if self.pipeline is None:
             return web.json_response({"error": "no pipeline attached"}, status=503)
-        data = await request.read()
-        name = paintings.display_name(request.headers.get(paintings.NAME_HEADER))
-        try:  # decoding a 25-megapixel image takes a while: not on the event loop
-            path = await asyncio.get_running_loop().run_in_executor(
-                None, paintings.store_painting, data)
-            self.pipeline.learning.start(path, name=name)
+        try:  # busy: refused before anything is read, decoded or stored
+            self.pipeline.learning.check_free()
         except InputError as exc:
-            busy = "one painting at a time" in str(exc)
-            return web.json_response({"error": str(exc)}, status=409 if busy else 400)
+            return web.json_response({"error": str(exc)}, status=409)
+        if self._receiving.locked():  # one decode at a time: each may take a GB
+            return web.json_response({"error": "another painting is being received; one "
+                                      "painting at a time"}, status=409)
+        async with self._receiving:
+            data = await request.read()
+            name = paintings.display_name(request.headers.get(paintings.NAME_HEADER))
+            try:  # decoding a 25-megapixel image takes a while: not on the event loop
+                path = await asyncio.get_running_loop().run_in_executor(
+                    None, paintings.store_painting, data)
+                self.pipeline.learning.start(path, name=name)
+            except InputError as exc:
+                busy = "one painting at a time" in str(exc)
+                return web.json_response({"error": str(exc)}, status=409 if busy else 400)
+            except OutputError as exc:  # the style directory is read-only, full, a file
+                return web.json_response({"error": str(exc)}, status=507)
         return web.json_response(self.state())
 
     # ----- control ----------------------------------------------------------------------

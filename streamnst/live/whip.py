@@ -34,6 +34,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from streamnst.core.audio import LAYOUT, RATE, SoundQueue, sample_at
 from streamnst.core.errors import OutputError
 from streamnst.core.frame import Frame
+from streamnst.live import urls
 from streamnst.live.broadcast import RETRY_S
 from streamnst.live.sinks import Sink, one_line
 from streamnst.live.webrtc_peers import LatestFrameTrack
@@ -48,19 +49,17 @@ PACKET_S = 0.02  # one Opus packet of sound
 
 
 def mask_url(url: str) -> str:
-    """The URL with its path and query hidden: WHIP URLs often carry a stream key there."""
-    parts = urlsplit(url)
-    hidden = parts.path.strip("/") or parts.query
-    return f"{parts.scheme}://{parts.netloc}/" + ("****" if hidden else "")
+    """The URL with its user, path and query hidden: WHIP URLs often carry a key there."""
+    return urls.mask_url(url, whole_path=True)
 
 
 def check_url(url: str) -> str:
     """The endpoint's http(s) URL for a `whip+http(s)://` output; else a one-line error."""
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES or not parts.hostname:
+    parts = urls.split(url)
+    if parts is None or parts.scheme not in SCHEMES or not parts.hostname:
         raise OutputError(f"{mask_url(url)}: a WHIP output looks like "
                           "whip+https://HOST[:PORT]/PATH (the endpoint URL your server gives)")
-    return url.removeprefix("whip+")
+    return parts.geturl().removeprefix("whip+")
 
 
 class WhipRefused(Exception):
@@ -136,13 +135,9 @@ class WhipSink(Sink):
         if isinstance(exc, (asyncio.TimeoutError, FutureTimeout)):
             return f"no media connection within {CONNECT_S:g} s"
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return f"nothing answers at {urlsplit(self.endpoint).netloc}"
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        text = text.replace(self.endpoint, self.shown)  # aiohttp names the URL it asked
-        parts = urlsplit(self.endpoint)
-        for secret in filter(None, (self.token, parts.path.strip("/"), parts.query)):
-            text = text.replace(secret, "****")
-        return text
+            return f"nothing answers at {urlsplit(self.endpoint).netloc.rpartition('@')[2]}"
+        # aiohttp names the URL it asked, with or without its user and password
+        return urls.hide(one_line(exc), self.endpoint, self.token, whole_path=True)
 
     # -- the event loop ---------------------------------------------------------------------
     async def _publish(self) -> None:

@@ -52,10 +52,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def decode_image(data: np.ndarray | bytes, what: str = "image",
-                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+                 max_pixels: int = MAX_PIXELS, measured_only: bool = False) -> np.ndarray:
     """Encoded image bytes -> HxWx3 uint8 RGB, refusing more than `max_pixels` before any
-    pixel is decoded; InputError for anything that is not a readable image."""
+    pixel is decoded; InputError for anything that is not a readable image. With
+    `measured_only` (bytes from a client), Pillow decodes, after its header was read: a
+    format whose size cannot be read first (.hdr, .pfm, .pam: a 10 MB Radiance file
+    decoded to 4 GB) is refused, and no codec library writes to our stderr."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    if measured_only:
+        return _decode_measured(buf, what, max_pixels)
     _check_pixels(buf, what, max_pixels)
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
@@ -66,9 +71,33 @@ def decode_image(data: np.ndarray | bytes, what: str = "image",
     return to_rgb(img, what)
 
 
-def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> None:
+def _decode_measured(buf: np.ndarray, what: str, max_pixels: int) -> np.ndarray:
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                if im.size[0] * im.size[1] > max_pixels:
+                    raise Image.DecompressionBombError
+                rgba = np.asarray(im.convert("RGBA"))
+    except Image.DecompressionBombError:
+        raise InputError(f"{what}: the image is over the {max_pixels / 1e6:.0f} megapixel "
+                         "limit; scale it down first") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{what}: not a readable image (png, jpg, webp, bmp, tiff)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated, corrupt
+        raise InputError(f"{what}: not a readable image ({exc})") from None
+    # OpenCV's order (BGRA) for the one conversion: transparency over white
+    return to_rgb(np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]), what)
+
+
+def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> bool:
     """Refuse an image whose header states more than `max_pixels` (Pillow reads only the
-    header); a format Pillow does not know is left to OpenCV's own limit."""
+    header); False for a format Pillow does not know (left to OpenCV's own limit)."""
     import io
     import warnings
 
@@ -84,9 +113,10 @@ def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> None:
     except Image.DecompressionBombError:  # past Pillow's own (larger) limit
         raise too_big from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return
+        return False
     if w * h > max_pixels:
         raise too_big
+    return True
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
@@ -134,6 +164,31 @@ def resize_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
         return image
     size = (max(1, round(w * s)), max(1, round(h * s)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+MIN_PAINTING_SIDE = 16  # fewer pixels hold no brush strokes to learn
+MIN_STYLE_SIDE = 64  # the loss network pools 16x: a thinner picture has no deep features
+
+
+def resize_painting(image: np.ndarray, max_side: int, what: str = "the painting"
+                    ) -> np.ndarray:
+    """A painting for the loss network: its long side at most `max_side`, and a thin one
+    (a banner) mirror-tiled across to MIN_STYLE_SIDE; a style's statistics do not depend
+    on where its strokes are, so tiling keeps them. InputError for one too small."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_PAINTING_SIDE:
+        raise InputError(f"{what} is {w}x{h}: too small to learn a style from; give one at "
+                         f"least {MIN_PAINTING_SIDE} pixels a side")
+    small = resize_max_side(image, max_side)
+    h, w = small.shape[:2]
+    if min(h, w) >= MIN_STYLE_SIDE:
+        return small
+    axis = 0 if h < w else 1
+    mirrored = np.concatenate([small, np.flip(small, axis)], axis)
+    reps = -(-MIN_STYLE_SIDE // mirrored.shape[axis])
+    tiled = np.concatenate([mirrored] * reps, axis)
+    return np.ascontiguousarray(tiled[:max(MIN_STYLE_SIDE, h)] if axis == 0
+                                else tiled[:, :max(MIN_STYLE_SIDE, w)])
 
 
 def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:

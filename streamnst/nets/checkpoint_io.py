@@ -20,8 +20,10 @@ Each of its styles is listed and loaded by name like a style file of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import re
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ from streamnst.nets import ARCHITECTURES, build_model
 from streamnst.nets.conditional import apply_modulation, mix_modulations, modulation_state
 from streamnst.nets.migrate import VERSION, migrate
 from streamnst.nets.transformer_net import clean_state_dict, looks_like_transformer_net
+
+log = logging.getLogger(__name__)
 
 FORMAT = "streamnst-style"
 BANK_FORMAT = "streamnst-bank"
@@ -121,15 +125,33 @@ def style_dirs() -> list[Path]:
 
 
 def available_styles() -> dict[str, Path]:
-    """Style name -> checkpoint path; a user's style shadows a bundled one of the same name."""
+    """Style name -> checkpoint path (a bank's path for its styles). Files win over bank
+    styles, and a user's file over a bundled one of the same name; a bank never shadows
+    a name taken before it (the bundled bank's first): its style stays reachable as
+    BANK.bank.pth:NAME."""
     found: dict[str, Path] = {}
-    for directory in reversed(style_dirs()):
+    for directory in reversed(style_dirs()):  # the bundled folder first
         for path in sorted(directory.glob(f"*{BANK_SUFFIX}")):
-            found.update(dict.fromkeys(bank_names(path), path))
+            for name in bank_names(path):
+                if name in found:
+                    log.info("%s: style %s is also in %s; it stays %s's", path, name,
+                             found[name], found[name].name)
+                found.setdefault(name, path)
+    for directory in reversed(style_dirs()):
         for path in sorted(directory.glob(f"*{SUFFIX}")):
             if not path.name.endswith(BANK_SUFFIX):
                 found[path.stem] = path
     return dict(sorted(found.items()))
+
+
+def indexed_spec(name: str) -> str:
+    """What load_style reads for an installed style's `name`: a file, or BANK:NAME for a
+    bank's style; never the name read as a path (a bank style named '../../x' is a name).
+    A name the index does not hold is returned as it is."""
+    path = available_styles().get(name)
+    if path is None:
+        return name
+    return f"{path}:{name}" if path.name.endswith(BANK_SUFFIX) else str(path)
 
 
 _bank_cache: dict[Path, tuple[float, dict]] = {}
@@ -177,6 +199,8 @@ def bank_style(path: Path, name: str, mix: tuple[str, float] | None = None
 
 
 DEFAULT_STYLE = "starry_night"
+MAX_NAME = 64
+STYLE_NAME = re.compile(rf"[^/\\:\x00-\x1f]{{1,{MAX_NAME}}}")  # a bank style's name
 
 
 def resolve_style(name_or_path: str | os.PathLike) -> Path:
@@ -384,14 +408,28 @@ def _check_bank(path: Path, data: object) -> dict:
         raise CheckpointError(f"{path}: a style bank needs arch_args, trunk and styles")
     _check_fields(path, data)
     data = migrate(data)
+    seen: set[str] = set()
     for entry in styles:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
                 or not isinstance(entry.get("modulation"), dict):
             raise CheckpointError(f"{path}: every bank style needs a name and a modulation")
+        name = entry["name"]
+        if not STYLE_NAME.fullmatch(name):
+            raise CheckpointError(f"{path}: style name {name[:40]!r} is not a name (1 to "
+                                  f"{MAX_NAME} characters, no / \\ or :)")
+        if name in seen:
+            raise CheckpointError(f"{path}: two styles are named {name!r}")
+        seen.add(name)
         for norm, rows in entry["modulation"].items():
             if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.shape[0] != 4:
-                raise CheckpointError(f"{path}: style {entry['name']}: modulation {norm} "
-                                      "is not 4xC")
+                raise CheckpointError(f"{path}: style {name}: modulation {norm} is not 4xC")
+            if not torch.isfinite(rows).all():  # it painted black, and said nothing
+                raise CheckpointError(f"{path}: style {name}: modulation {norm} holds NaN "
+                                      "or infinity")
+    for key, value in data["trunk"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and \
+                not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: trunk weight {key} holds NaN or infinity")
     return data
 
 
@@ -399,11 +437,17 @@ def style_from_bank(path: Path, data: dict, index: int) -> StyleCheckpoint:
     """Style `index` of a checked bank as a plain UNet style (its modulation in the norms)."""
     entry = data["styles"][index]
     args = data["arch_args"]
-    try:
+    state = {**data["trunk"], **modulation_state(entry["modulation"])}
+    try:  # shapes first, on the meta device: wrong arguments allocated 2.9 GB to fail
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in build_model("unet", **args).state_dict().items()}
+        model_ok = all(k in state and tuple(state[k].shape) == tuple(v)
+                       for k, v in shapes.items() if not k.endswith("num_batches_tracked"))
+        if not model_ok:
+            raise CheckpointError(f"{path}: its weights do not fit unet({_fmt_args(args)})")
         model = build_model("unet", **args)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad arguments for unet: {exc}") from None
-    state = {**data["trunk"], **modulation_state(entry["modulation"])}
     own = model.state_dict()
     for key in own:  # batch-norm step counters are not kept per style
         if key.endswith("num_batches_tracked"):

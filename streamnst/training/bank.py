@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from streamnst.core.devices import autocast
 from streamnst.core.errors import CheckpointError, InputError
 from streamnst.engine.canvas import add_canvas
-from streamnst.media.imageio import contact_sheet, read_image, resize_max_side
+from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, resize_painting
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import run_padded
 from streamnst.nets.checkpoint_io import BANK_FORMAT, read_checkpoint_file, save_bank
@@ -74,7 +74,7 @@ class BankTrainer(Trainer):
         first = config.replace(style_image=styles[0].image, name=styles[0].name)
         super().__init__(first, vgg)
         self.styles = styles
-        self.paintings = [resize_max_side(read_image(s.image), first.style_size)
+        self.paintings = [resize_painting(read_image(s.image), first.style_size)
                           for s in styles]
         self.grams = [self._style_grams(rgb) for rgb in self.paintings]
         bank = StyleBank.from_unet(self.net.cpu(), len(styles))

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from streamnst.core.errors import InputError
-from streamnst.media.imageio import read_image, resize_max_side
+from streamnst.media.imageio import read_image, resize_painting
 from streamnst.nets.checkpoint_io import BANK_SUFFIX, bundled_dir, read_bank
 from streamnst.nets.losses import gram
 from streamnst.training.config import TrainConfig
@@ -132,7 +132,7 @@ def gram_distances(painting: np.ndarray, bank: Path, config: TrainConfig,
     net = vgg or load_vgg(config.vgg, tuple(config.style_layers))
 
     def grams(rgb: np.ndarray) -> dict[str, torch.Tensor]:
-        feats = net(image_to_tensor(resize_max_side(rgb, NEAREST_SIZE), "cpu"))
+        feats = net(image_to_tensor(resize_painting(rgb, NEAREST_SIZE), "cpu"))
         return {k: gram(feats[k]) for k in config.style_layers}
 
     mine = grams(painting)

@@ -28,7 +28,13 @@ from streamnst.core.atomic import atomic_path, remove_partials
 from streamnst.core.devices import autocast, parse_dtype, pick_device
 from streamnst.core.errors import CheckpointError, InputError, OutputError
 from streamnst.engine.canvas import add_canvas, canvas_grain
-from streamnst.media.imageio import contact_sheet, read_image, resize_max_side, write_image
+from streamnst.media.imageio import (
+    contact_sheet,
+    read_image,
+    resize_max_side,
+    resize_painting,
+    write_image,
+)
 from streamnst.media.tensors import image_to_tensor, tensor_to_image
 from streamnst.nets import run_padded
 from streamnst.nets.checkpoint_io import StyleCheckpoint, read_checkpoint_file, save_style
@@ -91,7 +97,7 @@ class Trainer:
         self.sample_images = [resize_max_side(read_image(p), 320) for p in sample_files]
         self.sampler = CropSampler(train_files, config.size)
         style = read_image(config.style_image)
-        self.style_rgb = resize_max_side(style, config.style_size)
+        self.style_rgb = resize_painting(style, config.style_size)
         layers = tuple(dict.fromkeys((config.content_layer, *config.style_layers)))
         self.vgg = (vgg or load_vgg(config.vgg, layers)).to(self.device)
         self.channels_last = self.device.type == "cpu"

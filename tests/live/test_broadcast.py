@@ -108,6 +108,8 @@ def test_no_server_and_a_bad_url_are_one_line_errors_with_the_key_masked(tmp_pat
 
 def test_the_key_is_masked_in_every_name():
     assert mask_key("rtmp://a.example:1935/live2/abc?x=1") == "rtmp://a.example:1935/live2/****"
-    assert mask_key("rtmps://b.example/app/") == "rtmps://b.example/app/"
+    # the last non-empty part, whatever follows it (a trailing / showed the key)
+    assert mask_key("rtmps://b.example/app/") == "rtmps://b.example/****/"
+    assert mask_key("rtmp://h/app/KEY/") == "rtmp://h/app/****/"
     sink = RtmpSink(f"rtmps://live.example.com/app/{KEY}")
     assert KEY not in sink.name

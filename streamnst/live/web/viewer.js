@@ -82,9 +82,16 @@ function showLearning(learning) {
 async function sendPainting(file) {
   if (!file) return;
   $("learn-info").textContent = `sending ${file.name}…`;
-  const r = await fetch("api/paintings" + q, { method: "POST", body: file,
-    headers: { "Content-Type": "application/octet-stream", "X-Painting-Name": file.name } });
-  const reply = await r.json();
+  let reply;
+  try {
+    // a header is Latin-1: the name goes percent-encoded (日本の絵.jpg, 🎨.png)
+    const r = await fetch("api/paintings" + q, { method: "POST", body: file,
+      headers: { "Content-Type": "application/octet-stream",
+                 "X-Painting-Name": encodeURIComponent(file.name) } });
+    reply = await r.json().catch(() => ({ error: `the server answered HTTP ${r.status}` }));
+  } catch (e) {
+    reply = { error: `sending failed: ${e.message}` };
+  }
   if (reply.error) $("learn-info").textContent = reply.error;
   else showState(reply);
 }
