@@ -32,7 +32,47 @@ def _setup_logging(verbose: int) -> None:
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: command -> (the module under streamnst/cli that defines it, its line in `--help`):
+#: `streamnst --help` lists the commands without importing them (they import torch, which
+#: takes seconds); a command's module is imported when it runs or shows its own help
+COMMANDS = {
+    "bench": ("offline_cmds", "Measure stylisation speed of each network and backend"),
+    "eval": ("offline_cmds", "Temporal consistency and style fidelity of a stylised video"),
+    "export": ("offline_cmds", "Export a style network to ONNX"),
+    "gatys": ("offline_cmds", "Reference render by optimisation (Gatys et al.)"),
+    "live": ("live_cmd", "Run the live filter: capture, stylise, blend, send to outputs"),
+    "styles": ("styles_cmds", "List installed styles, or show one style's recipe"),
+    "stylize": ("offline_cmds", "Stylise an image or a video file"),
+    "train": ("styles_cmds", "Train a style network on a painting"),
+    "train-bank": ("styles_cmds", "Train one network for many paintings (a style bank)"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when used (see COMMANDS)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            import importlib
+
+            try:
+                importlib.import_module(f"streamnst.cli.{COMMANDS[name][0]}")
+            except ImportError as exc:  # a torch/torchvision mismatch, a broken install
+                _error_line(f"cannot load the {name} command ({exc}); reinstall streamnst "
+                            "with matching torch and torchvision (see the README)")
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1] if name in COMMANDS else
+                 self.commands[name].get_short_help_str()) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="streamnst")
 def cli(verbose: int) -> None:
@@ -123,7 +163,8 @@ def stylizer_options(f):
     f = click.option("--keep-face", default=None, type=click.FloatRange(0.0, 1.0),
                      help="Let this much (0-1) of a person's own face show through the "
                           "painting: 0 paints it like the rest, 1 leaves it as the camera "
-                          "saw it (default: the style's own setting, else 0).")(f)
+                          "saw it (default: the style's own setting, else 0.6 in live "
+                          "and 0 in files).")(f)
     return f
 
 

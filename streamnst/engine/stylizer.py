@@ -56,6 +56,9 @@ class FrameSettings:
     # how much of a person's own face shows through, 0..1 (engine/faces.py); None: the
     # amount stored with the style
     keep_face: float | None = None
+    # the keep-face amount where neither keep_face nor the style says one (the live filter,
+    # a call's picture, keeps faces recognisable: live/__init__.py LIVE_KEEP_FACE)
+    face_default: float = 0.0
     # where the chain around the network runs (engine/steps): auto (the network's device,
     # but OpenCV on the host where that is the CPU), opencv (the host), or torch (tensors
     # on the network's device, a CPU's too)
@@ -165,9 +168,14 @@ class Stylizer:
 
     @property
     def keep_face(self) -> float:
-        """The keep-face amount in effect: the setting's, else the style's."""
+        """The keep-face amount in effect: the setting's, else the style's, else the
+        settings' default."""
         amount = self.settings.keep_face
-        return self.checkpoint.keep_face if amount is None else amount
+        if amount is not None:
+            return amount
+        if self.checkpoint.style.get("keep_face") is None:
+            return self.settings.face_default
+        return self.checkpoint.keep_face
 
     def set_scale(self, scale: float) -> None:
         """Change the internal scale; the network does not depend on it, so no rebuild."""

@@ -16,7 +16,7 @@ import cv2
 from streamnst.core.devices import pick_device
 from streamnst.engine.stylizer import Stylizer, StylizerSettings
 from streamnst.engine.temporal import BlendSettings
-from streamnst.live import LIVE_MAX_SIDE, LIVE_MAX_SIDE_GPU
+from streamnst.live import LIVE_KEEP_FACE, LIVE_MAX_SIDE, LIVE_MAX_SIDE_GPU
 from streamnst.live.learner import MINUTES, check_painting, is_painting, learnt_path
 from streamnst.live.outputs import OutputContext, ServerOptions
 from streamnst.live.pipeline import Pipeline
@@ -62,7 +62,8 @@ class LiveConfig:
             gpu = pick_device(self.stylizer.device).type != "cpu"
             max_side = LIVE_MAX_SIDE_GPU if gpu else LIVE_MAX_SIDE
         return dataclasses.replace(self.stylizer, scale=scale, max_side=max_side or None,
-                                   threads=self.stylizer.threads or live_threads())
+                                   threads=self.stylizer.threads or live_threads(),
+                                   face_default=LIVE_KEEP_FACE)
 
 
 def live_threads() -> int:

@@ -80,3 +80,15 @@ def test_the_preview_window_draws_the_sessions_status_line():
     window = pipe.sinks[0]
     assert isinstance(window, WindowSink)
     assert window.overlay().startswith("starry_night | ")
+
+
+def test_the_live_filter_keeps_faces_by_default_and_files_do_not(tiny_style):
+    from streamnst.engine.stylizer import Stylizer, StylizerSettings
+    from streamnst.live import LIVE_KEEP_FACE
+
+    live = LiveConfig(style=str(tiny_style)).stylizer_settings()
+    assert Stylizer(tiny_style, live).keep_face == LIVE_KEEP_FACE > 0  # a call's picture
+    chosen = LiveConfig(style=str(tiny_style),
+                        stylizer=StylizerSettings(keep_face=0.0)).stylizer_settings()
+    assert Stylizer(tiny_style, chosen).keep_face == 0.0  # the user's choice stands
+    assert Stylizer(tiny_style, StylizerSettings()).keep_face == 0.0  # stylize: as before
