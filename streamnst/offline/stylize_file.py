@@ -95,14 +95,18 @@ def _render_video(src: Path, dst: Path, process: Process, max_frames: int | None
             # waits for either; bounded queues hold the decoder back instead of dropping
             encode = WriteBehind(writer.write, 4, "encode")
             frames = read_ahead(reader, 4, "decode")
+            # a writer that uses fewer frames than the source has (a GIF) says which
+            keeps = getattr(writer, "keeps", lambda index: True)
             try:
-                for image in frames:
-                    if max_frames is not None and done >= max_frames:
+                for index, image in enumerate(frames):
+                    if max_frames is not None and index >= max_frames:
                         break
+                    if not keeps(index):
+                        continue  # not painted: the file would not show it
                     encode.put(process(image))
                     done += 1
-                    if on_frame:
-                        on_frame(done)
+                    if on_frame:  # progress counts the source's frames, as `total` does
+                        on_frame(index + 1)
                     if stop.is_set():
                         interrupted = True
                         break
