@@ -3,6 +3,7 @@
 its demo clip (slow: the venv installs torch, a few minutes)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,18 @@ def test_a_target_install_stylises_the_demo_with_its_default_style(tmp_path):
     assert "starry_night" in run.stderr and _frames(work / "out.mp4") == 3
 
 
+@pytest.fixture
+def venv(tmp_path):
+    """A folder for a virtual environment, removed afterwards: with torch's default build
+    it holds 6 GB, and pytest keeps its last three temporary folders."""
+    path = tmp_path / "venv"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path):
+def test_wheel_in_a_fresh_venv_has_its_styles_and_demo(tmp_path, venv):
     wheel = _wheel(tmp_path)
-    venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     # nothing from the caller's PYTHONPATH: pip would take a checkout on it for an installed

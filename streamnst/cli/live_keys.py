@@ -57,7 +57,9 @@ def status_table(pipeline: Pipeline) -> Table:
     for name, info in s.sinks.items():
         table.add_row("sink", Text(f"{name}: sent {info['sent']}, dropped {info['dropped']}"))
     for problem in s.sink_problems:
-        table.add_row("[yellow]sink[/]", Text(problem, style="yellow"))
+        # one line each: the whole hint was printed once at the start (7 lines a refresh)
+        table.add_row("[yellow]sink[/]", Text(problem, style="yellow", no_wrap=True,
+                                              overflow="ellipsis"))
     table.caption = Text(KEYS_HELP)  # plain text: "[/]" would read as a markup tag
     return table
 

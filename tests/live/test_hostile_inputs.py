@@ -33,7 +33,7 @@ from streamnst.live.paintings import display_name, paintings_dir
 from streamnst.live.pipeline import Pipeline
 from streamnst.live.sinks import NullSink, open_sink
 from streamnst.live.sources import ImageSource
-from streamnst.live.stats import rss_mb
+from streamnst.live.stats import SinkProblem, rss_mb
 from streamnst.live.style_switch import StyleSwitcher
 from streamnst.live.webrtc import WebRTCSink
 from streamnst.live.whip import WhipSink, mask_url
@@ -260,10 +260,13 @@ def test_the_live_panel_shows_a_style_named_like_markup(tmp_path):
     pipe = Pipeline(ImageSource(_still(tmp_path), fps=15), Stylizer(weird, FAST), [NullSink()])
     assert pipe.stylizer.name == "[/red]x"
     pipe.styles.error = "[/bold] a problem"
+    pipe.sink_problems.append(SinkProblem("vcam", "virtual camera unavailable " * 20))
     console = Console(file=io.StringIO(), width=120)
     console.print(status_table(pipe))  # before: MarkupError
-    assert "[/red]x" in console.file.getvalue() and "[/bold] a problem" in \
-        console.file.getvalue()
+    shown = console.file.getvalue()
+    assert "[/red]x" in shown and "[/bold] a problem" in shown
+    assert shown.count("virtual camera unavailable") <= 5  # one line, not the whole hint
+    assert len([line for line in shown.splitlines() if "virtual camera" in line]) == 1
 
 
 def _still(tmp_path: Path) -> Path:
