@@ -141,7 +141,8 @@ def stylizer_options(f):
                           "0 or unset elsewhere: no cap).")(f)
     f = click.option("--threads", default=None, type=int,
                      help="CPU threads for inference (live: 1 on up to 4 cores, else half "
-                          "of them; elsewhere one per core).")(f)
+                          "of them; elsewhere the cores other programs leave idle at the "
+                          "start; -v says how many).")(f)
     f = click.option("--backend", default="torch", show_default=True,
                      type=click.Choice(["torch", "onnx"]),
                      help="torch, or onnx (ONNX Runtime, fp32; CUDA/TensorRT when installed).")(f)
@@ -177,6 +178,10 @@ def make_stylizer(style, device, dtype, scale, threads, backend="torch", max_sid
     if scale == "auto":
         raise StreamNSTError("--scale auto adapts to a live frame rate, so only `streamnst "
                              "live` takes it; give a number from 0.1 to 1")
+    if threads is None and not str(device).startswith(("cuda", "mps")):
+        from streamnst.core.threads import offline_threads
+
+        threads = offline_threads()  # the cores other programs leave idle (core/threads.py)
     settings = StylizerSettings(device=device, dtype=dtype,
                                 scale=1.0 if scale is None else scale, threads=threads,
                                 backend=backend, max_side=max_side or None, shading=shading,

@@ -174,6 +174,7 @@ def train(style_image, resume, quick, minutes, bank, **options):
     if options["data"] is None:
         raise InputError("--data FOLDER of training photos is needed (or use --quick)")
     config = _config(style_image, resume=resume, **options)
+    _cpu_threads()
     with console.status("loading photos and the loss network"):
         trainer = Trainer(config)
     _run_training(trainer, resume)
@@ -201,6 +202,7 @@ def train_bank(style_list, resume, **options):
         raise InputError("--data FOLDER of training photos is needed")
     styles = read_style_list(style_list)
     config = _config(style_list, name="", resume=resume, **options)
+    _cpu_threads()
     with console.status("loading photos, paintings and the loss network"):
         trainer = BankTrainer(config, styles)
     _run_training(trainer, resume)
@@ -217,6 +219,7 @@ def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | Non
     check_writable(out)  # before the minutes of training, not after them
     if out.exists():
         console.print(f"note: {escape(str(out))} exists and will be replaced")
+    _cpu_threads()
     with console.status("loading the bank and the loss network"):
         quick = plan(painting, options["out"], options["data"], bank,
                      device=options["device"], dtype=options["dtype"])
@@ -237,6 +240,15 @@ def _train_quick(painting: Path, options: dict, minutes: float, bank: Path | Non
                       f"now {steadiness:.2f}x")
     console.print(f"wrote {escape(str(written))} after {trainer.step} steps; try it: "
                   f"streamnst live --style {written}")
+
+
+def _cpu_threads() -> None:
+    """torch's threads for training on a CPU: the cores other programs leave idle now."""
+    import torch
+
+    from streamnst.core.threads import offline_threads
+
+    torch.set_num_threads(offline_threads())
 
 
 def _run_training(trainer, resume: bool) -> None:

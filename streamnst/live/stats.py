@@ -3,9 +3,10 @@ status panel, the viewer page's state and `live --json` read."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
+
+from streamnst.core.threads import cores  # noqa: F401 (the live summary's count)
 
 
 def rss_mb() -> float:
@@ -18,13 +19,6 @@ def rss_mb() -> float:
     except OSError:
         pass
     return 0.0
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def percentile(values: list[float], q: float) -> float:
