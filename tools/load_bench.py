@@ -4,6 +4,7 @@ are printed. Run it on a machine with nothing else running.
 
     python tools/load_bench.py                  # stylize and live, 3 rounds each
     python tools/load_bench.py --rounds 5 --busy stress-ng
+    python tools/load_bench.py --cases recover --seconds 15   # live's scale comes back
 
 The busy process: `python` (an ordinary unpinned `while True: pass`, the default) or
 `stress-ng` (Debian's, one CPU worker). `stylize` renders FRAMES demo frames with the flow
@@ -53,6 +54,45 @@ def live_fps(seconds: float) -> tuple[float, float]:
     return summary["fps"], summary["scale"]
 
 
+def live_recovery(seconds: float, busy_cmd: list[str]) -> tuple[float, float, float | None]:
+    """Live in this process for 3 x `seconds`: quiet, beside the busy process, quiet again.
+    Returns the scale it settled at quiet, the lowest one busy, and the seconds from the
+    end of the load until it was back at the quiet scale (None: not within the run)."""
+    from streamnst.live.session import LiveConfig, build_session
+
+    pipe = build_session(LiveConfig(source="demo", outputs=("null",)))
+    pipe.start()
+    timeline: list[tuple[float, float]] = []
+
+    def watch(until: float) -> None:
+        while time.monotonic() < until:
+            timeline.append((time.monotonic(), pipe.stylizer.settings.scale))
+            time.sleep(0.1)
+
+    try:
+        t0 = time.monotonic()
+        watch(t0 + seconds)
+        busy = subprocess.Popen(busy_cmd)
+        try:
+            watch(t0 + 2 * seconds)
+        finally:
+            busy.kill()
+            busy.wait()
+        freed = time.monotonic()
+        low = min(scale for t, scale in timeline if t >= t0 + seconds)
+        watch(freed + seconds)
+    finally:
+        pipe.stop()
+    # the quiet scale: the highest held in the last half of the quiet phase (a machine at
+    # the edge of two rungs moves between them)
+    quiet = max(scale for t, scale in timeline if t0 + seconds / 2 <= t < t0 + seconds)
+    back = next((t - freed for t, scale in timeline if t >= freed and scale >= quiet), None)
+    moves = [(round(t - t0, 1), b) for (_, a), (t, b) in zip(timeline, timeline[1:], strict=False)
+             if a != b]
+    print(f"scale changes (s from the start: new scale): {moves}", flush=True)
+    return quiet, low, back
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -64,6 +104,14 @@ def main() -> None:
     if not shutil.which(BUSY[args.busy][0]):
         raise SystemExit(f"{args.busy} is not installed")
     cases = args.cases.split(",")
+    if "recover" in cases:  # its own phases: quiet, busy, quiet again
+        cases.remove("recover")
+        quiet, low, back = live_recovery(args.seconds, BUSY[args.busy])
+        print(f"live scale: quiet {quiet:.2f}, beside the busy process down to {low:.2f}, "
+              + (f"back to {quiet:.2f} {back:.1f} s after it ended" if back is not None
+                 else "not back within the run"), flush=True)
+        if not cases:
+            return
     results: dict[str, dict[str, list[float]]] = {c: {"quiet": [], "busy": []} for c in cases}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):

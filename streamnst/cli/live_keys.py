@@ -50,7 +50,10 @@ def status_table(pipeline: Pipeline) -> Table:
     if s.keep_face > 0:
         style.append(f"  keeping {s.keep_face:.0%} of faces")
     table.add_row("style", style)
+    scaler = pipeline.autoscaler
     auto = f" (auto for {s.target_fps:g} fps)" if s.auto_scale else ""
+    if scaler is not None and scaler.reason:  # why it moved last: a busy machine, say
+        auto += f", {scaler.reason}"
     table.add_row("blend", f"{s.blend}  strength {s.strength:.2f}  "
                   f"scale {s.scale:.2f}{auto}")
     table.add_row("device", f"{s.device} {s.dtype}")

@@ -36,6 +36,8 @@ class AutoScale:
     tolerance: float = 0.9  # step down only below this fraction of the target rate
     index: int = 0
     changes: int = 0
+    #: why the scale last changed, for the status line ("" before any change)
+    reason: str = ""
     _samples: list[float] = field(default_factory=list, repr=False)
     _skip: int = field(default=0, repr=False)
 
@@ -69,8 +71,11 @@ class AutoScale:
         index = self._decide(median)
         if index == self.index:
             return None
+        way = "down" if index > self.index else "up"
         self.index, self._skip = index, self.warmup
         self.changes += 1
+        self.reason = (f"{way}: frames took {median:.0f} ms against {self.budget_ms:.0f} ms "
+                       f"for {self.target_fps:g} fps")
         return self.scale
 
     def _decide(self, median_ms: float) -> int:

@@ -30,6 +30,18 @@ def test_over_budget_jumps_to_the_largest_scale_predicted_to_fit():
     assert feed(a, 60.0, a.warmup + a.window - 1) == []  # warm-up frames, then a window
     assert a.observe(60.0) == 0.7  # 60 ms x 0.7^2 = 29.4 ms fits, 0.8 (38.4) does not
     assert a.changes == 1
+    # the status line says why: the frame time against the budget
+    assert a.reason == "down: frames took 60 ms against 33 ms for 30 fps"
+
+
+def test_the_live_panel_says_why_the_scale_moved(tiny_style):
+    pipe = Pipeline(PatternSource(64, 48, fps=30), Stylizer(tiny_style, StylizerSettings(
+        device="cpu", dtype="fp32")), [NullSink()], auto_scale=True)
+    pipe._start_autoscale()
+    feed(pipe.autoscaler, 60.0, pipe.autoscaler.warmup + pipe.autoscaler.window)
+    console = Console(file=io.StringIO(), width=200)
+    console.print(status_table(pipe))
+    assert "down: frames took 60 ms against 33 ms" in console.file.getvalue()
 
 
 def test_keeps_full_size_while_frames_come_within_tolerance():
