@@ -115,6 +115,9 @@ class Sink:
         """Ask the sink to finish (it closes in its own thread) and wait up to `timeout`
         seconds; False if it is still stuck then (it is left behind, a daemon thread)."""
         self.slot.close()
+        if self._thread is None:  # opened by hand, never started: closed here
+            self.close()
+            return True
         return self.join(time.monotonic() + timeout)
 
     def join(self, deadline: float) -> bool:
