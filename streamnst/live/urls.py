@@ -19,14 +19,18 @@ def split(url: str):
     return parts
 
 
+def host(parts) -> str:
+    """The `host[:port]` of split URL `parts`, without any user or password."""
+    return parts.netloc.rpartition("@")[2]
+
+
 def mask_url(url: str, whole_path: bool = False) -> str:
     """`url` with its user and password, its query and its last non-empty path part (or,
     with `whole_path`, its whole path) hidden; the scheme in lower case."""
     parts = split(url)
     if parts is None or not parts.scheme:
         return "(an unreadable URL)"
-    host = parts.netloc.rpartition("@")[2]
-    shown = f"{parts.scheme}://" + (f"{HIDDEN}@" if "@" in parts.netloc else "") + host
+    shown = f"{parts.scheme}://" + (f"{HIDDEN}@" if "@" in parts.netloc else "") + host(parts)
     if whole_path:
         return f"{shown}/" + (HIDDEN if parts.path.strip("/") or parts.query else "")
     segments = parts.path.split("/")
@@ -39,24 +43,22 @@ def mask_url(url: str, whole_path: bool = False) -> str:
     return shown + path
 
 
-def secrets(url: str) -> list[str]:
-    """The parts of `url` no message may show, longest first."""
+def secrets(url: str, whole_path: bool = False) -> list[str]:
+    """The parts of `url` no message may show, longest first: with `whole_path`, every
+    part of its path."""
     parts = split(url)
     if parts is None:
         return [url]
     segments = [s for s in parts.path.split("/") if s]
     found = [url, parts.query, parts.path.strip("/"), parts.username or "",
-             parts.password or "", segments[-1] if segments else ""]
+             parts.password or "", *(segments if whole_path else segments[-1:])]
     return sorted({s for s in found if len(s) >= 2}, key=len, reverse=True)
 
 
 def hide(text: str, url: str, *more: str | None, whole_path: bool = False) -> str:
     """`text` (a library's message) with every secret of `url`, and `more`, hidden; the
     URL itself shown as `mask_url(url, whole_path)`."""
-    segments = [s for s in (split(url).path if split(url) else "").split("/") if s]
-    found = secrets(url) + [m for m in more if m]
-    if whole_path:
-        found += [s for s in segments if len(s) >= 2]
-    for secret in sorted(set(found), key=len, reverse=True):
+    found = {*secrets(url, whole_path), *(m for m in more if m)}
+    for secret in sorted(found, key=len, reverse=True):
         text = text.replace(secret, mask_url(url, whole_path) if secret == url else HIDDEN)
     return text

@@ -135,7 +135,7 @@ class WhipSink(Sink):
         if isinstance(exc, (asyncio.TimeoutError, FutureTimeout)):
             return f"no media connection within {CONNECT_S:g} s"
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return f"nothing answers at {urlsplit(self.endpoint).netloc.rpartition('@')[2]}"
+            return f"nothing answers at {urls.host(urlsplit(self.endpoint))}"
         # aiohttp names the URL it asked, with or without its user and password
         return urls.hide(one_line(exc), self.endpoint, self.token, whole_path=True)
 

@@ -85,8 +85,7 @@ def _decode_measured(buf: np.ndarray, what: str, max_pixels: int) -> np.ndarray:
                     raise Image.DecompressionBombError
                 rgba = np.asarray(im.convert("RGBA"))
     except Image.DecompressionBombError:
-        raise InputError(f"{what}: the image is over the {max_pixels / 1e6:.0f} megapixel "
-                         "limit; scale it down first") from None
+        raise _too_big(what, max_pixels) from None
     except UnidentifiedImageError:
         raise InputError(f"{what}: not a readable image (png, jpg, webp, bmp, tiff)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated, corrupt
@@ -95,16 +94,20 @@ def _decode_measured(buf: np.ndarray, what: str, max_pixels: int) -> np.ndarray:
     return to_rgb(np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]), what)
 
 
-def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> bool:
+def _too_big(what: str, max_pixels: int) -> InputError:
+    return InputError(f"{what}: the image is over the {max_pixels / 1e6:.0f} megapixel "
+                      "limit; scale it down first")
+
+
+def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> None:
     """Refuse an image whose header states more than `max_pixels` (Pillow reads only the
-    header); False for a format Pillow does not know (left to OpenCV's own limit)."""
+    header); a format Pillow does not know is left to OpenCV's own limit."""
     import io
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
-    too_big = InputError(f"{what}: the image is over the {max_pixels / 1e6:.0f} megapixel "
-                         "limit; scale it down first")
+    too_big = _too_big(what, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -113,10 +116,9 @@ def _check_pixels(buf: np.ndarray, what: str, max_pixels: int) -> bool:
     except Image.DecompressionBombError:  # past Pillow's own (larger) limit
         raise too_big from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return False
+        return
     if w * h > max_pixels:
         raise too_big
-    return True
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
